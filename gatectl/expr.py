@@ -1,0 +1,171 @@
+"""Conditions and rollback triggers: a tiny parser, never ``eval``.
+
+Grammar (whitespace between tokens is free)::
+
+    condition := OP operand
+    trigger   := METRIC OP operand
+    operand   := NUMBER | "true" | "false"
+               | "baseline" [ ("*" | "+" | "-") NUMBER ]
+    OP        := "<" | "<=" | ">" | ">=" | "==" | "!="
+    METRIC    := [A-Za-z_][A-Za-z0-9_]*
+
+Booleans compare only with ``==`` and ``!=``. ``baseline`` stands for the
+same metric measured on the deterministic path (the ``baseline`` track).
+Parsing happens when a policy loads; a bad expression is a ``ValueError``
+whose message quotes the text.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["OPS", "Condition", "Trigger", "parse_condition", "parse_trigger"]
+
+Op = Literal["<", "<=", ">", ">=", "==", "!="]
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?%?"
+_CONDITION = re.compile(
+    rf"""^\s*(?P<op><=|>=|==|!=|<|>)\s*
+    (?:(?P<baseline>baseline)(?:\s*(?P<bop>[*+-])\s*(?P<barg>{_NUMBER}))?
+      |(?P<bool>true|false|True|False)
+      |(?P<num>{_NUMBER}))\s*$""",
+    re.VERBOSE,
+)
+_TRIGGER = re.compile(r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<rest>.*)$", re.DOTALL)
+
+
+def _number(text: str) -> float:
+    if text.endswith("%"):
+        return float(text[:-1]) / 100.0
+    return float(text)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``OP operand``: what a metric's value must satisfy."""
+
+    op: Op
+    threshold: float | bool | None
+    """The number or boolean compared against; ``None`` when relative to baseline."""
+    baseline_op: Literal["*", "+", "-"] | None = None
+    baseline_arg: float = 0.0
+    text: str = ""
+
+    @property
+    def relative(self) -> bool:
+        """True when the condition compares with the baseline track."""
+        return self.threshold is None
+
+    @property
+    def is_boolean(self) -> bool:
+        """True when the operand is ``true`` or ``false``."""
+        return isinstance(self.threshold, bool)
+
+    def bound(self, baseline: float | None = None) -> float | bool:
+        """The value compared against, given the baseline's value when relative."""
+        if self.threshold is not None:
+            return self.threshold
+        if baseline is None:
+            raise ValueError(f"condition {self.text!r} needs the baseline's value")
+        if self.baseline_op == "*":
+            return baseline * self.baseline_arg
+        if self.baseline_op == "+":
+            return baseline + self.baseline_arg
+        if self.baseline_op == "-":
+            return baseline - self.baseline_arg
+        return baseline
+
+    def holds(self, value: float | bool, baseline: float | None = None) -> bool:
+        """Whether ``value`` satisfies the condition (NaN never does)."""
+        bound = self.bound(baseline)
+        if isinstance(bound, bool):
+            return OPS[self.op](bool(value), bound)
+        number = float(value)
+        if math.isnan(number):
+            return False
+        return OPS[self.op](number, float(bound))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """``METRIC OP operand``: a rollback trigger."""
+
+    metric: str
+    condition: Condition
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_condition(text: object) -> Condition:
+    """Parse ``"<= 0.04"``, ``"== false"`` or ``"<= baseline * 1.2"``."""
+    if isinstance(text, bool):
+        raise ValueError(
+            f"expected a condition like '<= 0.04' or '== false', got {str(text).lower()}"
+            " (quote it)"
+        )
+    if isinstance(text, int | float):
+        raise ValueError(f"expected a condition like '<= 0.04' (an operator first), got {text}")
+    if not isinstance(text, str):
+        raise ValueError(f"expected a condition like '<= 0.04', got {type(text).__name__}")
+    match = _CONDITION.match(text)
+    if match is None:
+        raise ValueError(
+            f"cannot parse condition {text!r}: expected OP VALUE, where OP is one of"
+            " <, <=, >, >=, ==, != and VALUE a number, true, false or baseline [*|+|- NUMBER]"
+        )
+    op: Op = match.group("op")  # type: ignore[assignment]
+    clean = f"{op} {' '.join(text.strip()[len(op):].split())}"
+    if match.group("bool") is not None:
+        if op not in ("==", "!="):
+            raise ValueError(f"cannot parse condition {text!r}: true/false compare only with == or !=")
+        return Condition(op=op, threshold=match.group("bool").lower() == "true", text=clean)
+    if match.group("baseline") is not None:
+        bop = match.group("bop")
+        barg = _number(match.group("barg")) if bop else 0.0
+        if not math.isfinite(barg):
+            raise ValueError(f"cannot parse condition {text!r}: the number must be finite")
+        return Condition(op=op, threshold=None, baseline_op=bop, baseline_arg=barg, text=clean)
+    value = _number(match.group("num"))
+    if not math.isfinite(value):
+        raise ValueError(f"cannot parse condition {text!r}: the number must be finite")
+    return Condition(op=op, threshold=value, text=clean)
+
+
+def parse_trigger(text: object) -> Trigger:
+    """Parse ``"exception_rate > 0.06"`` or ``"reviewer_queue_sla_breach == true"``."""
+    if not isinstance(text, str):
+        raise ValueError(
+            f"expected a trigger like 'exception_rate > 0.06', got {type(text).__name__}"
+        )
+    match = _TRIGGER.match(text)
+    if match is None or not match.group("rest").strip():
+        raise ValueError(
+            f"cannot parse trigger {text!r}: expected METRIC OP VALUE, e.g. 'exception_rate > 0.06'"
+        )
+    try:
+        condition = parse_condition(match.group("rest"))
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot parse trigger {text!r}: expected METRIC OP VALUE, e.g."
+            f" 'exception_rate > 0.06' ({exc})"
+        ) from None
+    metric = match.group("metric")
+    return Trigger(metric=metric, condition=condition, text=f"{metric} {condition.text}")

@@ -1,0 +1,178 @@
+"""What was observed and what was decided: plain values shared by every layer.
+
+``Observation`` is what the observe step (Prometheus) hands to the pure
+decision; ``CheckResult`` and ``Decision`` are what the decision hands to the
+shell (CLI output, controller status, exposed metrics). No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+__all__ = [
+    "Action",
+    "CheckResult",
+    "Decision",
+    "GateState",
+    "Interval",
+    "Observation",
+    "ObservationSet",
+    "Query",
+    "Window",
+]
+
+Query = str | Mapping[str, str]
+"""A rendered PromQL string, or ``{"numerator": ..., "denominator": ...}`` for a rate."""
+
+
+class Action(StrEnum):
+    """The three decisions, worst last."""
+
+    PROMOTE = "promote"
+    HOLD = "hold"
+    FALLBACK = "fallback"
+
+    @property
+    def severity(self) -> int:
+        """Order used to pick the worst of several decisions."""
+        return {"promote": 0, "hold": 1, "fallback": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One metric's value for one gate at one instant, or why there is none.
+
+    ``value is None`` means *no data*; ``error`` then says why. A rate keeps
+    its ``numerator`` and ``denominator`` (the denominator is its sample count)
+    so that confidence bounds can be computed.
+    """
+
+    metric: str
+    value: float | bool | None
+    query: Query = ""
+    error: str | None = None
+    numerator: float | None = None
+    denominator: float | None = None
+
+    @property
+    def has_data(self) -> bool:
+        """True when there is a usable value."""
+        return self.value is not None
+
+    @property
+    def is_rate(self) -> bool:
+        """True when the value is numerator / denominator with both counts kept."""
+        return self.numerator is not None and self.denominator is not None
+
+    @classmethod
+    def missing(cls, metric: str, error: str, query: Query = "") -> Observation:
+        """An observation with no data and its cause."""
+        return cls(metric=metric, value=None, query=query, error=error)
+
+
+@dataclass(frozen=True)
+class ObservationSet:
+    """Everything observed for one gate: canary metrics, baseline metrics, sample count."""
+
+    canary: Mapping[str, Observation]
+    samples: Observation
+    baseline: Mapping[str, Observation] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GateState:
+    """Where a gate stands: all the decision needs besides policy, observations and now."""
+
+    step_started_at: datetime
+    step: int = 0
+    """Index into the policy's shares (0 = first step)."""
+    inconclusive_count: int = 0
+    """Inconclusive evaluations in a row before this one."""
+    approved: bool = False
+    """A human approved promotion to the next step."""
+    fallen_back: bool = False
+    """The gate fell back earlier; fallback is sticky until reset."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A confidence interval (or sequence) for a rate or a difference of rates."""
+
+    lower: float
+    upper: float
+    confidence: float
+    method: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """The evaluation window: since the step started, capped at the promotion window."""
+
+    started_at: datetime
+    elapsed_seconds: float
+    required_seconds: float
+
+    @property
+    def query_seconds(self) -> float:
+        """The range the queries cover: elapsed time capped at the promotion window."""
+        return max(0.0, min(self.elapsed_seconds, self.required_seconds))
+
+    @property
+    def remaining_seconds(self) -> float:
+        """How long until the window has elapsed (0 once it has)."""
+        return max(0.0, self.required_seconds - self.elapsed_seconds)
+
+
+CriterionResult = Literal["pass", "fail", "undecided", "no_data"]
+TriggerResult = Literal["fired", "not_fired", "undecided", "no_data"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The evidence for one criterion or trigger."""
+
+    kind: Literal["criterion", "trigger"]
+    metric: str
+    condition: str
+    """``"<= 0.04"`` for a criterion, ``"exception_rate > 0.06"`` for a trigger."""
+    result: str
+    value: float | bool | None
+    query: Query
+    threshold: float | bool | None = None
+    error: str | None = None
+    samples: float | None = None
+    interval: Interval | None = None
+    baseline: float | None = None
+    dry_run: bool = False
+    note: str | None = None
+    """One sentence: why the result is what it is (bounds, missing data)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A gate's decision with all its evidence."""
+
+    action: Action
+    current_step: int
+    current_share: float
+    next_step: int
+    """Index of the step after the decision; -1 means the deterministic path (share 0)."""
+    next_share: float
+    evaluated_at: datetime
+    window: Window
+    samples: float | None
+    criteria: tuple[CheckResult, ...]
+    triggers: tuple[CheckResult, ...]
+    reasons: tuple[str, ...]
+    inconclusive: bool = False
+    """True when missing data decided (rule 2)."""
+    inconclusive_count: int = 0
+    """Inconclusive evaluations in a row, this one included."""
+    complete: bool = False
+    awaiting_approval: bool = False
+    notes: tuple[str, ...] = ()
+    """Things worth saying that do not block (dry-run checks that would have failed)."""

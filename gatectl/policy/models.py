@@ -1,0 +1,352 @@
+"""The policy model: what a release gate says, validated once, at load time.
+
+Pydantic models with ``extra="forbid"`` (a typo must never silently disable a
+gate). Conditions and triggers are parsed here, so a policy that loads is a
+policy that can be evaluated. The CRD's openAPIV3Schema is generated from
+these models (``gatectl.policy.crd``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from gatectl.durations import parse_duration
+from gatectl.expr import Condition, Trigger, parse_condition, parse_trigger
+
+__all__ = [
+    "Approval",
+    "CheckSettings",
+    "Criterion",
+    "Gate",
+    "GateSpec",
+    "MetricDefinition",
+    "PrometheusSettings",
+    "TrafficSettings",
+    "TriggerSpec",
+    "WebhookSettings",
+]
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, str | int | float):
+        return parse_duration(value, bare_unit="s")
+    raise ValueError(f"expected a duration like '30s' or '5m', got {value!r}")
+
+
+def _hours(value: object) -> float:
+    if isinstance(value, str | int | float):
+        return parse_duration(value, bare_unit="h")
+    raise ValueError(f"expected a duration like '48h' or a number of hours, got {value!r}")
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+"""A duration in seconds; ``"30s"``, ``"5m"``, or a number of seconds."""
+HoursOrDuration = Annotated[float, BeforeValidator(_hours)]
+"""A duration in seconds; ``"48h"``, ``"30m"``, or a number of hours."""
+
+ParsedCondition = Annotated[
+    Condition, BeforeValidator(parse_condition), PlainSerializer(lambda c: c.text, return_type=str)
+]
+ParsedTrigger = Annotated[
+    Trigger, BeforeValidator(parse_trigger), PlainSerializer(lambda t: t.text, return_type=str)
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class CheckSettings(_Model):
+    """Per-check controls shared by criteria and triggers."""
+
+    confidence: float | None = Field(default=None, gt=0.5, lt=1.0)
+    """Confidence level for rate bounds (overrides the gate's ``confidence``)."""
+    dry_run: bool = False
+    """Evaluated, reported and exported, never enforced."""
+    on_no_data: Literal["hold", "fallback"] | None = None
+    """What no data means for this check (overrides the gate's ``on_no_data``)."""
+
+
+class Criterion(CheckSettings):
+    """A success criterion: the metric's value must satisfy ``condition``."""
+
+    condition: ParsedCondition
+
+
+class TriggerSpec(CheckSettings):
+    """A rollback trigger: when ``expression`` is true the gate falls back."""
+
+    expression: ParsedTrigger
+
+
+def _criterion(value: object) -> object:
+    return {"condition": value} if isinstance(value, str | int | float | bool) else value
+
+
+def _trigger(value: object) -> object:
+    return {"expression": value} if isinstance(value, str) else value
+
+
+CriterionField = Annotated[Criterion, BeforeValidator(_criterion)]
+TriggerField = Annotated[TriggerSpec, BeforeValidator(_trigger)]
+
+
+class MetricDefinition(_Model):
+    """A metric's query: ``{query}`` (number or boolean) or ``{numerator, denominator}`` (rate).
+
+    Templates may use ``{{workflow}}``, ``{{window}}`` and ``{{track}}``;
+    values are escaped before substitution.
+    """
+
+    query: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> MetricDefinition:
+        has_query = self.query is not None
+        has_rate = self.numerator is not None or self.denominator is not None
+        if has_query and has_rate:
+            raise ValueError("give either query, or numerator and denominator, not both")
+        if not has_query and not has_rate:
+            raise ValueError("needs query, or numerator and denominator")
+        if has_rate and (self.numerator is None or self.denominator is None):
+            raise ValueError("a rate needs both numerator and denominator")
+        for text in (self.query, self.numerator, self.denominator):
+            if text is not None and not text.strip():
+                raise ValueError("a query must not be empty")
+        return self
+
+    @property
+    def is_rate(self) -> bool:
+        """True for the ``{numerator, denominator}`` form."""
+        return self.numerator is not None
+
+
+class PrometheusSettings(_Model):
+    """Where to read metrics from and how to authenticate."""
+
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    bearer_token_file: str | None = None
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    timeout: Seconds = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be > 0")
+        return value
+
+
+class Approval(_Model):
+    """Promoting past ``required_above`` needs a human approval."""
+
+    required_above: float = Field(ge=0.0, lt=1.0)
+
+
+class TrafficSettings(_Model):
+    """How the controller applies the share (``spec.traffic``)."""
+
+    kind: Literal["configmap", "httproute", "deployment", "file", "none"] = "none"
+    name: str | None = None
+    """ConfigMap / HTTPRoute name; for ``deployment``, the canary Deployment."""
+    namespace: str | None = None
+    """Defaults to the gate's namespace."""
+    key: str = "share"
+    """ConfigMap key prefix (``share``, ``mode``)."""
+    path: str | None = None
+    """``file``: the JSON file a router reads."""
+    ai_backend: str | None = None
+    """``httproute``: the backendRef name of the AI path."""
+    deterministic_backend: str | None = None
+    """``httproute``: the backendRef name of the deterministic path."""
+    stable_deployment: str | None = None
+    """``deployment``: the stable (deterministic) Deployment."""
+    total_replicas: int | None = Field(default=None, ge=1)
+    """``deployment``: replicas split between canary and stable."""
+
+    @model_validator(mode="after")
+    def _required(self) -> TrafficSettings:
+        need: dict[str, tuple[str, ...]] = {
+            "configmap": ("name",),
+            "httproute": ("name", "ai_backend", "deterministic_backend"),
+            "deployment": ("name", "stable_deployment", "total_replicas"),
+            "file": ("path",),
+            "none": (),
+        }
+        missing = [f for f in need[self.kind] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"kind {self.kind} needs {', '.join(missing)}")
+        return self
+
+
+class WebhookSettings(_Model):
+    """A JSON POST on every change of decision."""
+
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Seconds = 5.0
+
+
+class GateSpec(_Model):
+    """Everything a release gate says (the bare form, or ``spec`` of a ReleaseGate)."""
+
+    name: str | None = None
+    workflow: str | None = None
+    canary_traffic: float = Field(gt=0.0, le=1.0)
+    steps: list[float] | None = None
+    promotion_window: HoursOrDuration = Field(
+        validation_alias="promotion_window", serialization_alias="promotion_window"
+    )
+    success_criteria: dict[str, CriterionField]
+    rollback_trigger: list[TriggerField] = Field(default_factory=list)
+    fallback_mode: Literal["deterministic_path", "previous_step"] = "deterministic_path"
+    min_samples: int = Field(default=100, ge=0)
+    on_no_data: Literal["hold", "fallback"] = "hold"
+    max_inconclusive: int = Field(default=10, ge=1)
+    confidence: float | None = Field(default=None, gt=0.5, lt=1.0)
+    evaluation_interval: Seconds = 60.0
+    metrics: dict[str, MetricDefinition] = Field(default_factory=dict)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    owner: str | None = None
+    escalation: str | None = None
+    approval: Approval | None = None
+    traffic: TrafficSettings | None = None
+    webhook: WebhookSettings | None = None
+    paused: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _window_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "promotion_window_hours" in data:
+            if "promotion_window" in data:
+                raise ValueError("give promotion_window or promotion_window_hours, not both")
+            data = dict(data)
+            hours = data.pop("promotion_window_hours")
+            if isinstance(hours, bool) or not isinstance(hours, int | float):
+                raise ValueError(f"promotion_window_hours must be a number, got {hours!r}")
+            data["promotion_window"] = hours
+        return data
+
+    @field_validator("promotion_window", "evaluation_interval")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be longer than 0")
+        return value
+
+    @field_validator("workflow", "name")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("success_criteria")
+    @classmethod
+    def _criteria(cls, value: dict[str, Criterion]) -> dict[str, Criterion]:
+        if not value:
+            raise ValueError("needs at least one criterion")
+        for metric in value:
+            if not _METRIC_NAME.match(metric):
+                raise ValueError(f"metric name {metric!r} is not a valid identifier")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, value: dict[str, MetricDefinition]) -> dict[str, MetricDefinition]:
+        for metric in value:
+            if not _METRIC_NAME.match(metric):
+                raise ValueError(f"metric name {metric!r} is not a valid identifier")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GateSpec:
+        steps = self.steps
+        if steps is not None:
+            if not steps:
+                raise ValueError("steps: must not be empty")
+            for share in steps:
+                if not 0.0 < share <= 1.0:
+                    raise ValueError(f"steps: every share must be > 0 and <= 1, got {share}")
+            if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+                raise ValueError(f"steps: must be strictly ascending, got {steps}")
+            if steps[-1] != 1.0:
+                raise ValueError(f"steps: the last step must be 1.0, got {steps[-1]}")
+            if steps[0] != self.canary_traffic:
+                raise ValueError(
+                    f"steps: the first step must equal canary_traffic ({self.canary_traffic}),"
+                    f" got {steps[0]}"
+                )
+        return self
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        """The step shares, first to last (last is 1.0)."""
+        if self.steps is not None:
+            return tuple(self.steps)
+        if self.canary_traffic >= 1.0:
+            return (1.0,)
+        return (self.canary_traffic, 1.0)
+
+    def metric_names(self) -> list[str]:
+        """Every metric a criterion or trigger reads, in policy order, once each."""
+        names: list[str] = list(self.success_criteria)
+        for trigger in self.rollback_trigger:
+            if trigger.expression.metric not in names:
+                names.append(trigger.expression.metric)
+        return names
+
+
+class Gate(_Model):
+    """A loaded gate: its identity, its spec, and where it came from."""
+
+    name: str
+    namespace: str = "default"
+    spec: GateSpec
+    source: str = ""
+    """``file:line`` of the document, or ``namespace/name`` on Kubernetes."""
+    generation: int | None = None
+
+    @property
+    def workflow(self) -> str:
+        """The ``workflow`` label value (spec.workflow, else the gate's name)."""
+        return self.spec.workflow or self.name
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``: unique per controller."""
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def revision(self) -> str:
+        """A stable hash of the spec; a new one restarts the rollout at step 1."""
+        body = self.spec.model_dump(mode="json", exclude={"paused"}, by_alias=True)
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        return digest[:16]
