@@ -91,11 +91,11 @@ class Condition:
     def holds(self, value: float | bool, baseline: float | None = None) -> bool:
         """Whether ``value`` satisfies the condition (NaN never does)."""
         bound = self.bound(baseline)
-        if isinstance(bound, bool):
-            return OPS[self.op](bool(value), bound)
         number = float(value)
         if math.isnan(number):
             return False
+        if isinstance(bound, bool):
+            return OPS[self.op](bool(number), bound)
         return OPS[self.op](number, float(bound))
 
     def __str__(self) -> str:
@@ -118,8 +118,7 @@ def parse_condition(text: object) -> Condition:
     """Parse ``"<= 0.04"``, ``"== false"`` or ``"<= baseline * 1.2"``."""
     if isinstance(text, bool):
         raise ValueError(
-            f"expected a condition like '<= 0.04' or '== false', got {str(text).lower()}"
-            " (quote it)"
+            f"expected a condition like '<= 0.04' or '== false', got {str(text).lower()} (quote it)"
         )
     if isinstance(text, int | float):
         raise ValueError(f"expected a condition like '<= 0.04' (an operator first), got {text}")
@@ -132,21 +131,24 @@ def parse_condition(text: object) -> Condition:
             " <, <=, >, >=, ==, != and VALUE a number, true, false or baseline [*|+|- NUMBER]"
         )
     op: Op = match.group("op")  # type: ignore[assignment]
-    clean = f"{op} {' '.join(text.strip()[len(op):].split())}"
     if match.group("bool") is not None:
         if op not in ("==", "!="):
-            raise ValueError(f"cannot parse condition {text!r}: true/false compare only with == or !=")
-        return Condition(op=op, threshold=match.group("bool").lower() == "true", text=clean)
+            raise ValueError(
+                f"cannot parse condition {text!r}: true/false compare only with == or !="
+            )
+        truth = match.group("bool").lower()
+        return Condition(op=op, threshold=truth == "true", text=f"{op} {truth}")
     if match.group("baseline") is not None:
-        bop = match.group("bop")
+        bop: Literal["*", "+", "-"] | None = match.group("bop")  # type: ignore[assignment]
         barg = _number(match.group("barg")) if bop else 0.0
         if not math.isfinite(barg):
             raise ValueError(f"cannot parse condition {text!r}: the number must be finite")
+        clean = f"{op} baseline" + (f" {bop} {match.group('barg')}" if bop else "")
         return Condition(op=op, threshold=None, baseline_op=bop, baseline_arg=barg, text=clean)
     value = _number(match.group("num"))
     if not math.isfinite(value):
         raise ValueError(f"cannot parse condition {text!r}: the number must be finite")
-    return Condition(op=op, threshold=value, text=clean)
+    return Condition(op=op, threshold=value, text=f"{op} {match.group('num')}")
 
 
 def parse_trigger(text: object) -> Trigger:

@@ -9,6 +9,7 @@ these models (``gatectl.policy.crd``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from typing import Annotated, Any, Literal
@@ -19,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -27,6 +30,8 @@ from gatectl.durations import parse_duration
 from gatectl.expr import Condition, Trigger, parse_condition, parse_trigger
 
 __all__ = [
+    "BUILTIN_METRICS",
+    "TEMPLATE_VARIABLES",
     "Approval",
     "CheckSettings",
     "Criterion",
@@ -39,8 +44,19 @@ __all__ = [
     "WebhookSettings",
 ]
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 _METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+BUILTIN_METRICS: dict[str, Literal["rate", "count", "boolean"]] = {
+    "exception_rate": "rate",
+    "human_override_rate": "rate",
+    "critical_regressions": "count",
+    "reviewer_queue_sla_breach": "boolean",
+}
+"""The built-in catalog's metric names (PRODUCT.md §3) and what kind of value each has."""
+
+TEMPLATE_VARIABLES = ("workflow", "window", "track")
+"""The ``{{name}}`` placeholders a metric's query may use."""
 
 
 def _seconds(value: object) -> float:
@@ -55,21 +71,31 @@ def _hours(value: object) -> float:
     raise ValueError(f"expected a duration like '48h' or a number of hours, got {value!r}")
 
 
-Seconds = Annotated[float, BeforeValidator(_seconds)]
+Seconds = Annotated[float, BeforeValidator(_seconds, json_schema_input_type=str | float)]
 """A duration in seconds; ``"30s"``, ``"5m"``, or a number of seconds."""
-HoursOrDuration = Annotated[float, BeforeValidator(_hours)]
+HoursOrDuration = Annotated[float, BeforeValidator(_hours, json_schema_input_type=str | float)]
 """A duration in seconds; ``"48h"``, ``"30m"``, or a number of hours."""
 
 ParsedCondition = Annotated[
-    Condition, BeforeValidator(parse_condition), PlainSerializer(lambda c: c.text, return_type=str)
+    Condition,
+    BeforeValidator(parse_condition),
+    PlainSerializer(lambda c: c.text, return_type=str),
+    WithJsonSchema({"type": "string", "description": "OP VALUE, e.g. '<= 0.04', '== false'"}),
 ]
 ParsedTrigger = Annotated[
-    Trigger, BeforeValidator(parse_trigger), PlainSerializer(lambda t: t.text, return_type=str)
+    Trigger,
+    BeforeValidator(parse_trigger),
+    PlainSerializer(lambda t: t.text, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "description": "METRIC OP VALUE, e.g. 'exception_rate > 0.06'"}
+    ),
 ]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True
+    )
 
 
 class CheckSettings(_Model):
@@ -103,8 +129,14 @@ def _trigger(value: object) -> object:
     return {"expression": value} if isinstance(value, str) else value
 
 
-CriterionField = Annotated[Criterion, BeforeValidator(_criterion)]
-TriggerField = Annotated[TriggerSpec, BeforeValidator(_trigger)]
+CriterionField = Annotated[
+    Criterion, BeforeValidator(_criterion, json_schema_input_type=str | Criterion)
+]
+"""``"<= 0.04"`` or ``{condition: "<= 0.04", confidence: 0.95, ...}``."""
+TriggerField = Annotated[
+    TriggerSpec, BeforeValidator(_trigger, json_schema_input_type=str | TriggerSpec)
+]
+"""``"exception_rate > 0.06"`` or ``{expression: "...", dry_run: true, ...}``."""
 
 
 class MetricDefinition(_Model):
@@ -115,8 +147,26 @@ class MetricDefinition(_Model):
     """
 
     query: str | None = None
+    """PromQL giving one number (or 0/1 for a boolean)."""
     numerator: str | None = None
+    """PromQL for a rate's event count (with ``denominator``)."""
     denominator: str | None = None
+    """PromQL for a rate's request count; also the metric's sample count."""
+
+    @field_validator("query", "numerator", "denominator")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.strip():
+            raise ValueError("a query must not be empty")
+        for match in _TEMPLATE.finditer(value):
+            if match.group(1) not in TEMPLATE_VARIABLES:
+                raise ValueError(
+                    f"unknown template variable {match.group(0)!r}"
+                    " (known: {{workflow}}, {{window}}, {{track}})"
+                )
+        return value
 
     @model_validator(mode="after")
     def _one_form(self) -> MetricDefinition:
@@ -128,9 +178,6 @@ class MetricDefinition(_Model):
             raise ValueError("needs query, or numerator and denominator")
         if has_rate and (self.numerator is None or self.denominator is None):
             raise ValueError("a rate needs both numerator and denominator")
-        for text in (self.query, self.numerator, self.denominator):
-            if text is not None and not text.strip():
-                raise ValueError("a query must not be empty")
         return self
 
     @property
@@ -218,28 +265,49 @@ class GateSpec(_Model):
     """Everything a release gate says (the bare form, or ``spec`` of a ReleaseGate)."""
 
     name: str | None = None
+    """The gate's name (bare form; else the file's stem)."""
     workflow: str | None = None
+    """Value of the ``workflow`` label in metrics (else the gate's name)."""
     canary_traffic: float = Field(gt=0.0, le=1.0)
-    steps: list[float] | None = None
+    """The first share of traffic on the AI path, 0 < x <= 1."""
+    steps: list[Annotated[float, Field(gt=0.0, le=1.0)]] | None = None
+    """Ascending shares, the first equal to canary_traffic, the last 1.0."""
     promotion_window: HoursOrDuration = Field(
         validation_alias="promotion_window", serialization_alias="promotion_window"
     )
+    """Healthy time needed at each step before promoting: '6h', '30m', or hours."""
     success_criteria: dict[str, CriterionField]
+    """Metric name -> condition every promotion needs."""
     rollback_trigger: list[TriggerField] = Field(default_factory=list)
+    """'METRIC OP VALUE' expressions; any true falls back."""
     fallback_mode: Literal["deterministic_path", "previous_step"] = "deterministic_path"
+    """Where a fallback goes: share 0, or the previous step."""
     min_samples: int = Field(default=100, ge=0)
+    """Canary requests needed in the window before promoting."""
     on_no_data: Literal["hold", "fallback"] = "hold"
+    """What missing data leads to (fallback after max_inconclusive evaluations)."""
     max_inconclusive: int = Field(default=10, ge=1)
+    """Inconclusive evaluations in a row before on_no_data: fallback applies."""
     confidence: float | None = Field(default=None, gt=0.5, lt=1.0)
+    """Confidence level for bounds on rate metrics (none: compare point values)."""
     evaluation_interval: Seconds = 60.0
+    """The controller's period between evaluations."""
     metrics: dict[str, MetricDefinition] = Field(default_factory=dict)
+    """Metric name -> own query definition (overrides the built-in catalog)."""
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    """Where to read metrics (the CLI flag and environment take precedence)."""
     owner: str | None = None
+    """Who owns the promotion decision."""
     escalation: str | None = None
+    """Who is paged when the gate falls back."""
     approval: Approval | None = None
+    """Human approval needed to promote past a share."""
     traffic: TrafficSettings | None = None
+    """How the controller applies the share."""
     webhook: WebhookSettings | None = None
+    """A JSON POST on every change of decision."""
     paused: bool = False
+    """A paused gate is not evaluated."""
 
     @model_validator(mode="before")
     @classmethod
@@ -248,10 +316,7 @@ class GateSpec(_Model):
             if "promotion_window" in data:
                 raise ValueError("give promotion_window or promotion_window_hours, not both")
             data = dict(data)
-            hours = data.pop("promotion_window_hours")
-            if isinstance(hours, bool) or not isinstance(hours, int | float):
-                raise ValueError(f"promotion_window_hours must be a number, got {hours!r}")
-            data["promotion_window"] = hours
+            data["promotion_window"] = data.pop("promotion_window_hours")
         return data
 
     @field_validator("promotion_window", "evaluation_interval")
@@ -267,6 +332,22 @@ class GateSpec(_Model):
         if value is not None and not value.strip():
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        if steps is None:
+            return steps
+        if not steps:
+            raise ValueError("must not be empty")
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError(f"must be strictly ascending, got {steps}")
+        if steps[-1] != 1.0:
+            raise ValueError(f"the last step must be 1.0, got {steps[-1]}")
+        canary = info.data.get("canary_traffic")
+        if canary is not None and steps[0] != canary:
+            raise ValueError(f"the first step must equal canary_traffic ({canary}), got {steps[0]}")
+        return steps
 
     @field_validator("success_criteria")
     @classmethod
@@ -285,26 +366,6 @@ class GateSpec(_Model):
             if not _METRIC_NAME.match(metric):
                 raise ValueError(f"metric name {metric!r} is not a valid identifier")
         return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> GateSpec:
-        steps = self.steps
-        if steps is not None:
-            if not steps:
-                raise ValueError("steps: must not be empty")
-            for share in steps:
-                if not 0.0 < share <= 1.0:
-                    raise ValueError(f"steps: every share must be > 0 and <= 1, got {share}")
-            if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
-                raise ValueError(f"steps: must be strictly ascending, got {steps}")
-            if steps[-1] != 1.0:
-                raise ValueError(f"steps: the last step must be 1.0, got {steps[-1]}")
-            if steps[0] != self.canary_traffic:
-                raise ValueError(
-                    f"steps: the first step must equal canary_traffic ({self.canary_traffic}),"
-                    f" got {steps[0]}"
-                )
-        return self
 
     @property
     def shares(self) -> tuple[float, ...]:
