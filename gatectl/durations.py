@@ -46,13 +46,10 @@ def parse_duration(text: str | float, *, bare_unit: str = "s") -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Human form, largest units first: ``47h0m``, ``5m30s``, ``12s``."""
-    total = max(0, int(math.ceil(seconds)))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
+    """Human form in hours and minutes, as in ``47h0m``, ``5m30s``, ``12s``."""
+    total = max(0, math.ceil(seconds))
+    hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h{minutes}m" if minutes else f"{days}d{hours}h"
     if hours:
         return f"{hours}h{minutes}m"
     if minutes:
