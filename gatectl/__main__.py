@@ -1,0 +1,5 @@
+"""``python -m gatectl``."""
+
+from gatectl.cli import main
+
+raise SystemExit(main())
