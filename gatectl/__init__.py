@@ -30,7 +30,25 @@ _EXPORTS = {
     "UsageError": "gatectl.errors",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "Action",
+    "CheckResult",
+    "ClusterError",
+    "Decision",
+    "Gate",
+    "GateSpec",
+    "GateState",
+    "GatectlError",
+    "Observation",
+    "ObservationSet",
+    "PolicyError",
+    "QueryError",
+    "UsageError",
+    "__version__",
+    "decide",
+    "load_gates",
+    "load_policies",
+]
 
 
 def __getattr__(name: str) -> Any:
