@@ -47,6 +47,10 @@ _CONDITION = re.compile(
 _TRIGGER = re.compile(r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<rest>.*)$", re.DOTALL)
 
 
+_EXPECTED = "expected OP VALUE, e.g. '<= 0.04', '== false' or '<= baseline * 1.2'"
+_EXPECTED_TRIGGER = "expected METRIC OP VALUE, e.g. 'exception_rate > 0.06'"
+
+
 def _number(text: str) -> float:
     if text.endswith("%"):
         return float(text[:-1]) / 100.0
@@ -114,40 +118,47 @@ class Trigger:
         return self.text
 
 
+class _Unparsable(ValueError):
+    """Why a condition's text does not parse (without the text itself)."""
+
+
 def parse_condition(text: object) -> Condition:
     """Parse ``"<= 0.04"``, ``"== false"`` or ``"<= baseline * 1.2"``."""
     if isinstance(text, bool):
+        word = str(text).lower()
         raise ValueError(
-            f"expected a condition like '<= 0.04' or '== false', got {str(text).lower()} (quote it)"
+            f"expected a condition like '<= 0.04' or '== false', got {word} (write '== {word}')"
         )
     if isinstance(text, int | float):
         raise ValueError(f"expected a condition like '<= 0.04' (an operator first), got {text}")
     if not isinstance(text, str):
         raise ValueError(f"expected a condition like '<= 0.04', got {type(text).__name__}")
+    try:
+        return _condition(text)
+    except _Unparsable as exc:
+        raise ValueError(f"cannot parse condition {text!r}: {exc}") from None
+
+
+def _condition(text: str) -> Condition:
     match = _CONDITION.match(text)
     if match is None:
-        raise ValueError(
-            f"cannot parse condition {text!r}: expected OP VALUE, where OP is one of"
-            " <, <=, >, >=, ==, != and VALUE a number, true, false or baseline [*|+|- NUMBER]"
-        )
+        raise _Unparsable(_EXPECTED)
     op: Op = match.group("op")  # type: ignore[assignment]
     if match.group("bool") is not None:
         if op not in ("==", "!="):
-            raise ValueError(
-                f"cannot parse condition {text!r}: true/false compare only with == or !="
-            )
+            raise _Unparsable("true/false compare only with == or !=")
         truth = match.group("bool").lower()
         return Condition(op=op, threshold=truth == "true", text=f"{op} {truth}")
     if match.group("baseline") is not None:
         bop: Literal["*", "+", "-"] | None = match.group("bop")  # type: ignore[assignment]
         barg = _number(match.group("barg")) if bop else 0.0
         if not math.isfinite(barg):
-            raise ValueError(f"cannot parse condition {text!r}: the number must be finite")
+            raise _Unparsable("the number must be finite")
         clean = f"{op} baseline" + (f" {bop} {match.group('barg')}" if bop else "")
         return Condition(op=op, threshold=None, baseline_op=bop, baseline_arg=barg, text=clean)
     value = _number(match.group("num"))
     if not math.isfinite(value):
-        raise ValueError(f"cannot parse condition {text!r}: the number must be finite")
+        raise _Unparsable("the number must be finite")
     return Condition(op=op, threshold=value, text=f"{op} {match.group('num')}")
 
 
@@ -159,15 +170,11 @@ def parse_trigger(text: object) -> Trigger:
         )
     match = _TRIGGER.match(text)
     if match is None or not match.group("rest").strip():
-        raise ValueError(
-            f"cannot parse trigger {text!r}: expected METRIC OP VALUE, e.g. 'exception_rate > 0.06'"
-        )
+        raise ValueError(f"cannot parse trigger {text!r}: {_EXPECTED_TRIGGER}")
     try:
-        condition = parse_condition(match.group("rest"))
-    except ValueError as exc:
-        raise ValueError(
-            f"cannot parse trigger {text!r}: expected METRIC OP VALUE, e.g."
-            f" 'exception_rate > 0.06' ({exc})"
-        ) from None
+        condition = _condition(match.group("rest"))
+    except _Unparsable as exc:
+        reason = _EXPECTED_TRIGGER if str(exc) == _EXPECTED else str(exc)
+        raise ValueError(f"cannot parse trigger {text!r}: {reason}") from None
     metric = match.group("metric")
     return Trigger(metric=metric, condition=condition, text=f"{metric} {condition.text}")
