@@ -307,12 +307,14 @@ def decide(
         action: Action,
         reasons: list[str],
         *,
-        current: tuple[int, float] | None = None,
+        sticky: tuple[int, float] | None = None,
         **extra: bool | int,
     ) -> Decision:
-        at_step, at_share = current or (step, share)
+        at_step, at_share = sticky or (step, share)
         next_step, next_share = at_step, at_share
-        if action is Action.FALLBACK:
+        if sticky is not None:
+            pass  # already on the fallback path: nothing moves
+        elif action is Action.FALLBACK:
             next_step, next_share = fallback_target(spec, step)
         elif action is Action.PROMOTE and step + 1 < len(shares):
             next_step, next_share = step + 1, shares[step + 1]
@@ -333,8 +335,12 @@ def decide(
         )
 
     if state.fallen_back:
-        sticky = "fell back earlier: fallback is sticky until `gatectl reset` or a new revision"
-        return build(Action.FALLBACK, [sticky], current=fallback_target(spec, step))
+        sticky_reason = (
+            "fell back earlier: fallback is sticky until `gatectl reset` or a new revision"
+        )
+        # state.step is where the fallback left the gate: -1 is the deterministic path.
+        at = (-1, 0.0) if state.step < 0 else (step, share)
+        return build(Action.FALLBACK, [sticky_reason], sticky=at)
 
     # 1. rollback triggers
     reasons = [_describe(c) for c, _ in enforced if c.kind == "trigger" and c.result == "fired"]

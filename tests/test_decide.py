@@ -427,3 +427,12 @@ def test_dry_run_failure_is_noted_not_enforced() -> None:
 )
 def test_format_value(value: float | bool | None, text: str) -> None:
     assert format_value(value) == text
+
+
+def test_sticky_fallback_stays_where_it_fell() -> None:
+    deterministic = decide(spec(), healthy(), state(fallen_back=True, step=-1), now=NOW)
+    assert (deterministic.current_share, deterministic.next_share) == (0.0, 0.0)
+    assert (deterministic.current_step, deterministic.next_step) == (-1, -1)
+    policy = spec(steps=[0.1, 0.25, 1.0], fallback_mode="previous_step")
+    previous = decide(policy, healthy(), state(fallen_back=True, step=0), now=NOW)
+    assert (previous.current_share, previous.next_share) == (0.1, 0.1)
