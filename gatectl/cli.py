@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -128,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gatectl {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="log retries and other warnings to stderr"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     _add_validate(sub)
@@ -247,14 +251,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+_TIME_FLAGS = ("--started-at", "--at", "--from", "--to")
+_RELATIVE = re.compile(r"^-\d+(?:\.\d+)?(?:ms|s|m|h|d|w)(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))*$")
+
+
+def _join_relative_times(argv: Sequence[str]) -> list[str]:
+    """``--at -6h`` -> ``--at=-6h``: argparse would take ``-6h`` for an option."""
+    joined: list[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if item in _TIME_FLAGS and index + 1 < len(items) and _RELATIVE.match(items[index + 1]):
+            joined.append(f"{item}={items[index + 1]}")
+            index += 2
+            continue
+        joined.append(item)
+        index += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run gatectl; returns the exit code."""
     from gatectl.errors import GatectlError, PolicyError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
+    quiet = args.command in ("validate", "evaluate", "demo", "replay") and not args.verbose
+    level = logging.DEBUG if args.debug else logging.ERROR if quiet else logging.WARNING
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -266,6 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatectlError as exc:
         print(f"gatectl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except KeyboardInterrupt:
         print("gatectl: interrupted", file=sys.stderr)
         return 130

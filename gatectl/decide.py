@@ -348,7 +348,8 @@ def decide(
 
     # 2. missing data (inconclusive)
     missing = [(c, s) for c, s in enforced if c.result == "no_data"]
-    missing_reasons = [f"no data for {c.metric}: {c.error}" for c, _ in missing]
+    # A metric read by a criterion and a trigger is one missing number: say it once.
+    missing_reasons = list(dict.fromkeys(f"no data for {c.metric}: {c.error}" for c, _ in missing))
     on_no_data = {s.on_no_data or spec.on_no_data for _, s in missing}
     if samples is None:
         cause = observations.samples.error or "no data"

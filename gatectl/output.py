@@ -152,9 +152,12 @@ def render_table(decisions: Sequence[tuple[str, str, Decision]]) -> str:
             lines.append(
                 "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             )
-        for check in (*decision.criteria, *decision.triggers):
-            if check.result == "no_data":
-                lines.append(f"  ! {check.metric}: {check.error}")
+        missing = {
+            f"  ! {c.metric}: {c.error}"
+            for c in (*decision.criteria, *decision.triggers)
+            if c.result == "no_data"
+        }
+        lines.extend(sorted(missing))
         lines.append("  reasons:")
         lines.extend(f"    - {reason}" for reason in decision.reasons)
         lines.extend(f"    · {note}" for note in decision.notes)

@@ -436,3 +436,9 @@ def test_sticky_fallback_stays_where_it_fell() -> None:
     policy = spec(steps=[0.1, 0.25, 1.0], fallback_mode="previous_step")
     previous = decide(policy, healthy(), state(fallen_back=True, step=0), now=NOW)
     assert (previous.current_share, previous.next_share) == (0.1, 0.1)
+
+
+def test_metric_missing_for_criterion_and_trigger_is_one_reason() -> None:
+    decision = decide(spec(), healthy(exception_rate=missing("exception_rate")), state(), now=NOW)
+    assert decision.reasons == ("no data for exception_rate: empty result: no series matched",)
+    assert decision.triggers[0].result == "no_data"
