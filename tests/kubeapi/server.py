@@ -16,6 +16,7 @@ Kubernetes ``Status`` error bodies. Tests can inject faults
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -259,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 headers = {}
                 if fault.retry_after is not None:
-                    headers["Retry-After"] = f"{fault.retry_after:g}"
+                    headers["Retry-After"] = str(math.ceil(fault.retry_after))  # whole seconds
                 raise ApiError(
                     fault.status,
                     REASONS.get(fault.status, "Unknown"),

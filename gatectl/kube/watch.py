@@ -1,0 +1,173 @@
+"""List, then watch from the list's resourceVersion; relist when the server says 410 Gone.
+
+The loop a controller runs to see every ReleaseGate change without polling.
+A relist is reconciled against what the watcher already knew, so objects
+deleted while the watch was away come out as ``DELETED`` and unchanged ones
+are not repeated. Bookmarks only move the resourceVersion forward. The loop
+is small and takes ``max_iterations`` (one list-or-watch request each) and a
+stop event, so tests can run it step by step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gatectl.errors import ClusterError
+
+from .client import Resources
+
+__all__ = ["WatchEvent", "Watcher"]
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """``type`` is ADDED, MODIFIED or DELETED; ``object`` the object as the server sent it."""
+
+    type: str
+    object: Obj
+
+    @property
+    def key(self) -> tuple[str, str]:
+        meta = self.object.get("metadata") or {}
+        return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def _rv(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+class Watcher:
+    """Watches one resource type (one namespace or all, optional label selector)."""
+
+    def __init__(
+        self,
+        resources: Resources,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        timeout_seconds: int = 60,
+        bookmarks: bool = True,
+        error_delay: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.resources = resources
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.timeout_seconds = timeout_seconds
+        self.bookmarks = bookmarks
+        self.error_delay = error_delay
+        self.sleep = sleep
+        self.resource_version: str | None = None
+        """Where the next watch starts; None means "list first"."""
+        self.relists = 0
+        self._known: dict[tuple[str, str], Obj] = {}
+
+    def events(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        max_iterations: int | None = None,
+    ) -> Iterator[WatchEvent]:
+        """Events until ``stop`` is set or ``max_iterations`` requests were made.
+
+        ``stop`` is checked between events; a quiet stream ends within
+        ``timeout_seconds`` (or at the next bookmark).
+        """
+        iterations = 0
+        while (stop is None or not stop.is_set()) and (
+            max_iterations is None or iterations < max_iterations
+        ):
+            iterations += 1
+            try:
+                if self.resource_version is None:
+                    yield from self._relist()
+                else:
+                    yield from self._watch_once(stop)
+            except ClusterError as error:
+                if error.status == 410:
+                    log.info("watch of %s expired (410); relisting", self.resources.kind.plural)
+                    self.resource_version = None
+                    continue
+                log.warning(
+                    "watch of %s failed: %s; retrying in %.1fs",
+                    self.resources.kind.plural,
+                    error,
+                    self.error_delay,
+                )
+                self.sleep(self.error_delay)
+
+    def run(
+        self,
+        handler: Callable[[WatchEvent], None],
+        *,
+        stop: threading.Event | None = None,
+        max_iterations: int | None = None,
+    ) -> None:
+        """Call ``handler`` for every event (see ``events``)."""
+        for event in self.events(stop=stop, max_iterations=max_iterations):
+            handler(event)
+
+    def _relist(self) -> Iterator[WatchEvent]:
+        listed = self.resources.list(namespace=self.namespace, label_selector=self.label_selector)
+        self.relists += 1
+        current = {_key(obj): obj for obj in listed.items}
+        previous, self._known = self._known, dict(current)
+        self.resource_version = listed.resource_version
+        for key, obj in current.items():
+            before = previous.get(key)
+            if before is None:
+                yield WatchEvent("ADDED", obj)
+            elif _rv(before) != _rv(obj):
+                yield WatchEvent("MODIFIED", obj)
+        for key, obj in previous.items():
+            if key not in current:
+                yield WatchEvent("DELETED", obj)
+
+    def _watch_once(self, stop: threading.Event | None) -> Iterator[WatchEvent]:
+        stream = self.resources.watch(
+            namespace=self.namespace,
+            resource_version=self.resource_version,
+            label_selector=self.label_selector,
+            timeout_seconds=self.timeout_seconds,
+            bookmarks=self.bookmarks,
+        )
+        try:
+            yield from self._consume(stream, stop)
+        finally:
+            stream.close()
+
+    def _consume(self, stream: Iterator[Obj], stop: threading.Event | None) -> Iterator[WatchEvent]:
+        for raw in stream:
+            kind = str(raw.get("type") or "")
+            obj = raw.get("object") or {}
+            if kind == "ERROR":
+                code = obj.get("code")
+                raise ClusterError(
+                    f"watch of {self.resources.kind.plural}: {obj.get('message', obj)}",
+                    status=int(code) if isinstance(code, int) else None,
+                )
+            if obj.get("metadata", {}).get("resourceVersion"):
+                self.resource_version = _rv(obj)
+            if kind == "BOOKMARK":
+                continue
+            if kind == "DELETED":
+                self._known.pop(_key(obj), None)
+            else:
+                self._known[_key(obj)] = obj
+            yield WatchEvent(kind, obj)
+            if stop is not None and stop.is_set():
+                return
