@@ -21,7 +21,7 @@ def parse_duration(text: str | float, *, bare_unit: str = "s") -> float:
     Raises ``ValueError`` with a message that quotes the text.
     """
     if isinstance(text, bool):
-        raise ValueError(f"expected a duration like '30m' or '48h', got {text!r}")
+        raise ValueError(f"expected a duration like '30m' or '48h', got {str(text).lower()}")
     if isinstance(text, int | float):
         seconds = float(text) * _UNITS[bare_unit]
     else:
@@ -59,4 +59,4 @@ def format_duration(seconds: float) -> str:
 
 def prometheus_range(seconds: float) -> str:
     """A PromQL range selector duration (whole seconds, at least ``1s``)."""
-    return f"{max(1, int(math.floor(seconds)))}s"
+    return f"{max(1, math.floor(seconds))}s"

@@ -51,6 +51,17 @@ _EXPECTED = "expected OP VALUE, e.g. '<= 0.04', '== false' or '<= baseline * 1.2
 _EXPECTED_TRIGGER = "expected METRIC OP VALUE, e.g. 'exception_rate > 0.06'"
 
 
+def _kind(value: object) -> str:
+    """What a non-string value is, in the words of a YAML author."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
 def _number(text: str) -> float:
     if text.endswith("%"):
         return float(text[:-1]) / 100.0
@@ -132,7 +143,7 @@ def parse_condition(text: object) -> Condition:
     if isinstance(text, int | float):
         raise ValueError(f"expected a condition like '<= 0.04' (an operator first), got {text}")
     if not isinstance(text, str):
-        raise ValueError(f"expected a condition like '<= 0.04', got {type(text).__name__}")
+        raise ValueError(f"expected a condition like '<= 0.04', got {_kind(text)}")
     try:
         return _condition(text)
     except _Unparsable as exc:
@@ -165,9 +176,7 @@ def _condition(text: str) -> Condition:
 def parse_trigger(text: object) -> Trigger:
     """Parse ``"exception_rate > 0.06"`` or ``"reviewer_queue_sla_breach == true"``."""
     if not isinstance(text, str):
-        raise ValueError(
-            f"expected a trigger like 'exception_rate > 0.06', got {type(text).__name__}"
-        )
+        raise ValueError(f"expected a trigger like 'exception_rate > 0.06', got {_kind(text)}")
     match = _TRIGGER.match(text)
     if match is None or not match.group("rest").strip():
         raise ValueError(f"cannot parse trigger {text!r}: {_EXPECTED_TRIGGER}")

@@ -71,7 +71,7 @@ def test_parse_duration_gives_seconds(text: str | float, bare_unit: str, seconds
         P("inf", "duration must be a finite, non-negative time, got 'inf'", id="infinite-word"),
         P("nan", "duration must be a finite, non-negative time, got 'nan'", id="nan-word"),
         P(float("inf"), "duration must be a finite, non-negative time, got inf", id="infinite"),
-        P(True, "expected a duration like '30m' or '48h', got True", id="boolean"),
+        P(True, "expected a duration like '30m' or '48h', got true", id="boolean"),
     ],
 )
 def test_bad_duration_message_quotes_the_text(text: str | float, message: str) -> None:

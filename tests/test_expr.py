@@ -198,8 +198,8 @@ def test_condition_holds(
             "expected a condition like '<= 0.04' or '== false', got false (write '== false')",
             id="yaml-false",
         ),
-        P(None, "expected a condition like '<= 0.04', got NoneType", id="yaml-null"),
-        P(["<", 1], "expected a condition like '<= 0.04', got list", id="yaml-list"),
+        P(None, "expected a condition like '<= 0.04', got nothing", id="yaml-null"),
+        P(["<", 1], "expected a condition like '<= 0.04', got a list", id="yaml-list"),
     ],
 )
 def test_bad_condition_message_quotes_the_text(text: object, message: str) -> None:
@@ -298,7 +298,7 @@ def test_trigger_parses_metric_and_condition(
             id="empty",
         ),
         P(5, "expected a trigger like 'exception_rate > 0.06', got int", id="yaml-number"),
-        P(None, "expected a trigger like 'exception_rate > 0.06', got NoneType", id="yaml-null"),
+        P(None, "expected a trigger like 'exception_rate > 0.06', got nothing", id="yaml-null"),
     ],
 )
 def test_bad_trigger_message_quotes_the_text(text: object, message: str) -> None:

@@ -75,7 +75,7 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
     """``type`` and ``description`` first, for a readable file; descriptions on one line."""
     if "description" in node:
         node["description"] = " ".join(str(node["description"]).replace("``", "").split())
-    head = {k: node[k] for k in ("type", "description") if k in node}
+    head: dict[str, Any] = {k: node[k] for k in ("type", "description") if k in node}
     return {**head, **{k: v for k, v in node.items() if k not in head}}
 
 

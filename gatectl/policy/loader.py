@@ -40,6 +40,7 @@ BARE_KEY = "workflow_release_gate"
 _TOP_KEYS = ["apiVersion", "kind", "metadata", "spec", "status"]
 _ALIASES = {"GateSpec": ["promotion_window_hours"]}
 _SUFFIXES = (".yaml", ".yml")
+_ONLY_BARE = f" (a bare policy holds only {BARE_KEY}:)"
 _MAX_BYTES = 10 * 1024 * 1024
 
 
@@ -215,7 +216,9 @@ def _from_document(
         return None, here, [error((), f"a policy must be a mapping, got {show(data)}")]
     if BARE_KEY in data:
         extra = [k for k in data if k != BARE_KEY]
-        problems = [error((k,), f"unknown field{did_you_mean(k, [BARE_KEY])}") for k in extra]
+        problems = [
+            error((k,), f"unknown field{did_you_mean(k, [BARE_KEY]) or _ONLY_BARE}") for k in extra
+        ]
         body = data[BARE_KEY]
         if not isinstance(body, dict):
             return (
@@ -267,7 +270,11 @@ def _from_resource_document(
     name: str | None = None
     namespace = "default"
     if not isinstance(metadata, dict):
-        message = "required field missing" if metadata is None else "must be a mapping"
+        message = (
+            "required field missing"
+            if metadata is None
+            else f"must be a mapping, got {show(metadata)}"
+        )
         problems.append(
             error(("metadata",) if metadata is not None else ("metadata", "name"), message)
         )
@@ -328,6 +335,8 @@ def _validate_spec(
         for item in exc.errors():
             loc: Path = tuple(item.get("loc", ()))
             kind = item.get("type")
+            if not loc and "promotion_window_hours" in data and "promotion_window" in data:
+                loc = ("promotion_window_hours",)
             message = human_message(item, model=GateSpec, aliases=_ALIASES)
             if kind == "missing" and loc == ("promotion_window",):
                 message = "required field missing (promotion_window, or promotion_window_hours)"

@@ -62,13 +62,23 @@ TEMPLATE_VARIABLES = ("workflow", "window", "track")
 def _seconds(value: object) -> float:
     if isinstance(value, str | int | float):
         return parse_duration(value, bare_unit="s")
-    raise ValueError(f"expected a duration like '30s' or '5m', got {value!r}")
+    raise ValueError(f"expected a duration like '30s' or '5m', got {_kind(value)}")
 
 
 def _hours(value: object) -> float:
     if isinstance(value, str | int | float):
         return parse_duration(value, bare_unit="h")
-    raise ValueError(f"expected a duration like '48h' or a number of hours, got {value!r}")
+    raise ValueError(f"expected a duration like '48h' or a number of hours, got {_kind(value)}")
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds, json_schema_input_type=str | float)]
@@ -122,11 +132,11 @@ class TriggerSpec(CheckSettings):
 
 
 def _criterion(value: object) -> object:
-    return {"condition": value} if isinstance(value, str | int | float | bool) else value
+    return value if isinstance(value, dict | BaseModel) else {"condition": value}
 
 
 def _trigger(value: object) -> object:
-    return {"expression": value} if isinstance(value, str) else value
+    return value if isinstance(value, dict | BaseModel) else {"expression": value}
 
 
 CriterionField = Annotated[
@@ -207,7 +217,7 @@ class PrometheusSettings(_Model):
     @classmethod
     def _timeout(cls, value: float) -> float:
         if value <= 0:
-            raise ValueError("must be > 0")
+            raise ValueError(f"must be longer than 0, got {value:g}s")
         return value
 
 

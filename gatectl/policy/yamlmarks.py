@@ -120,7 +120,11 @@ class _Builder:
 def _yaml_message(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None)
     context = getattr(exc, "context", None)
-    text = " ".join(str(p) for p in (context, problem) if p) or str(exc).splitlines()[0]
+    context_mark = getattr(exc, "context_mark", None)
+    text = str(problem) if problem else str(exc).splitlines()[0]
+    if context:
+        where = f" on line {context_mark.line + 1}" if context_mark is not None else ""
+        text += f" ({context}{where})"
     return f"invalid YAML: {text}"
 
 
@@ -142,7 +146,12 @@ def load_documents(text: str) -> Iterator[Document]:
                     return
                 node = loader.get_node()
             except yaml.YAMLError as exc:
-                raise YamlProblem(_yaml_message(exc), _mark_line(exc)) from None
+                line = _mark_line(exc)
+                message = _yaml_message(exc)
+                lines = text.splitlines()
+                if line is not None and 0 < line <= len(lines) and "\t" in lines[line - 1]:
+                    message += "; indent with spaces, not tabs"
+                raise YamlProblem(message, line) from None
             if node is None:  # pragma: no cover - check_node said there is one
                 return
             builder = _Builder(loader)
