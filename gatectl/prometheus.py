@@ -1,11 +1,12 @@
 """Reading numbers from Prometheus: the one seam where HTTP turns into samples or a cause.
 
-Every instant query carries ``time=`` (an evaluation is reproducible only if
-it says *when*), and every failure leaves this module as a
-``gatectl.errors.QueryError`` whose message is the cause a person reads in the
-evidence: connection refused, timeout, HTTP status with Prometheus' own error
-text, bad JSON, an unexpected result shape. httpx exceptions are translated
-here and nowhere else.
+Every instant query (``GET /api/v1/query``; a form ``POST`` when the query is
+longer than 4 KiB, as batched multi-workflow queries can be) carries
+``time=``: an evaluation is reproducible only if it says *when*. Every failure
+leaves this module as a ``gatectl.errors.QueryError`` whose message is the
+cause a person reads in the evidence: connection refused, timeout, HTTP status
+with Prometheus' own error text, bad JSON, an unexpected result shape. httpx
+exceptions are translated here and nowhere else.
 
 Transient failures (connection errors, timeouts, 5xx, 429) are retried with
 tenacity: exponential backoff with jitter, ``Retry-After`` honoured, all inside
@@ -63,6 +64,8 @@ logger = logging.getLogger("gatectl.prometheus")
 ENV_URL = "GATECTL_PROMETHEUS_URL"
 """Environment variable naming the Prometheus URL (after the flag, before the policy)."""
 
+_USER_AGENT = "gatectl"
+
 NO_URL_MESSAGE = (
     "no Prometheus URL: pass --prometheus-url, set GATECTL_PROMETHEUS_URL or prometheus.url "
     "in the policy"
@@ -71,6 +74,7 @@ NO_URL_MESSAGE = (
 QueryOutcome = Literal["success", "error"]
 
 _BODY_EXCERPT = 200
+_MAX_GET_QUERY = 4096
 _BACKOFF_FIRST = 0.1
 _BACKOFF_MAX = 2.0
 _BACKOFF_JITTER = 0.1
@@ -180,7 +184,10 @@ class PrometheusClient:
             except (OSError, ssl.SSLError) as exc:
                 self._config_error = f"cannot load CA file {ca_file}: {exc}"
         self._client = httpx.AsyncClient(
-            headers=self._headers, verify=verify, transport=transport, follow_redirects=False
+            headers={"User-Agent": _USER_AGENT, **self._headers},
+            verify=verify,
+            transport=transport,
+            follow_redirects=False,
         )
 
     @classmethod
@@ -275,9 +282,7 @@ class PrometheusClient:
             tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
             why = "" if attempts >= self._max_attempts else f", {self._timeout:g}s deadline"
             raise QueryError(f"{exc} (gave up after {tries}{why})") from exc
-        raise AssertionError(
-            "unreachable: tenacity neither returned nor raised"
-        )  # pragma: no cover
+        raise AssertionError("unreachable: tenacity neither returned nor raised")
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -296,14 +301,17 @@ class PrometheusClient:
         headers = self._auth_headers()
         try:
             async with asyncio.timeout(remaining):
-                response = await self._client.get(
-                    self._query_url, params=params, headers=headers, timeout=remaining
-                )
+                if len(params["query"]) <= _MAX_GET_QUERY:
+                    response = await self._client.get(
+                        self._query_url, params=params, headers=headers, timeout=remaining
+                    )
+                else:  # long queries (many workflows at once) as a form, past URL limits
+                    response = await self._client.post(
+                        self._query_url, data=params, headers=headers, timeout=remaining
+                    )
         except (TimeoutError, httpx.TimeoutException) as exc:
-            kind = f" ({type(exc).__name__})" if isinstance(exc, httpx.TimeoutException) else ""
-            raise _TransientError(
-                f"timed out querying {self.url}{kind}, {self._timeout:g}s deadline"
-            ) from exc
+            kind = f": {type(exc).__name__}" if isinstance(exc, httpx.TimeoutException) else ""
+            raise _TransientError(f"timed out querying {self.url}{kind}") from exc
         except httpx.ConnectError as exc:
             if _is_certificate_error(exc):
                 raise QueryError(f"TLS verification failed for {self.url}: {exc}") from exc
@@ -389,11 +397,13 @@ def _parse_response(response: httpx.Response) -> list[Sample]:
         parsed = False
     else:
         parsed = True
-    if status >= 400 or status < 200:
+    if not 200 <= status < 300:
         reason = f"HTTP {status} {response.reason_phrase}".rstrip()
         detail = _error_text(payload) if parsed else None
         if detail is None and body.strip():
             detail = _excerpt(body)
+        if detail is None and "Location" in response.headers:
+            detail = f"redirected to {response.headers['Location']}"
         message = f"{reason} from Prometheus" + (f": {detail}" if detail else "")
         if status == 429 or status >= 500:
             raise _TransientError(message, retry_after=_retry_after(response))

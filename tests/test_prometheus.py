@@ -148,6 +148,23 @@ def test_every_request_carries_query_and_time_even_on_retries() -> None:
         assert request.url.params["time"] == AT_PARAM
 
 
+def test_long_query_is_posted_as_a_form_with_time() -> None:
+    script = Script(ok(ONE))
+    promql = 'sum by (workflow) (x{workflow=~"' + "|".join(f"wf-{i}" for i in range(900)) + '"})'
+    run_query(script, promql=promql)
+    [request] = script.requests
+    assert request.method == "POST"
+    form = httpx.QueryParams(request.content.decode())
+    assert form["query"] == promql
+    assert form["time"] == AT_PARAM
+
+
+def test_user_agent_names_gatectl() -> None:
+    script = Script(ok(ONE))
+    run_query(script)
+    assert script.requests[0].headers["User-Agent"].startswith("gatectl")
+
+
 def test_url_path_prefix_is_kept() -> None:
     script = Script(ok(ONE))
     run_query(script, url="http://prom.test/tenant-a/")
@@ -201,6 +218,11 @@ def test_naive_datetime_is_refused_as_a_bug() -> None:
             httpx.Response(401, text="Unauthorized\n"),
             "HTTP 401 Unauthorized from Prometheus: Unauthorized",
             id="plain-text-401",
+        ),
+        pytest.param(
+            httpx.Response(302, headers={"Location": "https://sso.example/login"}),
+            "HTTP 302 Found from Prometheus: redirected to https://sso.example/login",
+            id="redirect-not-followed",
         ),
         pytest.param(
             ok({"status": "error", "errorType": "timeout", "error": "query timed out"}),
