@@ -22,6 +22,8 @@ What works with Prometheus 2.42 (checked here, see tests/test_localprom.py):
 - Query with ``time=`` a past instant: an instant query at time T sees samples
   up to T, with the 5 minute lookback for plain selectors, so a decision
   "as of T" is reproducible whatever was written later.
+- Live targets are first scraped about 5 s after start or reload (the scrape
+  manager applies target changes on a 5 s tick), whatever ``scrape_interval``.
 - The OpenMetrics input needs timestamps in seconds (not milliseconds), each
   metric family in one contiguous group after its ``# TYPE`` line, samples in
   ascending time within a series, counters as ``# TYPE foo counter`` with

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -222,18 +223,21 @@ def test_before_the_history_starts_there_is_no_data(backfilled: str, history_end
 
 
 @pytest.mark.prometheus
+@pytest.mark.slow
 def test_backfilled_recent_data_stays_queryable_while_scraping_live(
     local_prometheus_factory: LocalPrometheusFactory, history_end: int
 ) -> None:
     """Backfilled blocks overlap the head block that live scrapes fill; both are read."""
-    server = local_prometheus_factory()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = local_prometheus_factory(port=port, scrape_targets=[f"127.0.0.1:{port}"])
     server.backfill(
         render_openmetrics(
             [counter("c_total", {"k": "v"}, start=history_end - 3600, end=history_end, per_step=1)]
         )
     )
     server.start()
-    server.reload(scrape_targets=[f"127.0.0.1:{server.port}"])
     deadline = time.monotonic() + 30
     while not query(server.url, "up", int(time.time())):
         assert time.monotonic() < deadline, "the self-scrape never produced `up`"
@@ -260,6 +264,32 @@ def test_escaped_label_value_round_trips_through_real_promql(
     promql = f'label_replace(vector(1), "x", "{escape_label_value(raw)}", "", "")'
     [sample] = query(server.url, promql, int(time.time()))
     assert sample.labels == {"x": raw}
+
+
+@pytest.mark.prometheus
+def test_reload_rewrites_the_config_and_keeps_serving(
+    local_prometheus_factory: LocalPrometheusFactory,
+) -> None:
+    server = local_prometheus_factory()
+    server.start()
+    server.reload(scrape_targets=["127.0.0.1:9", "http://127.0.0.1:8/custom/path"])
+    config = server.config_file.read_text()
+    assert "targets: ['127.0.0.1:9']" in config
+    assert "metrics_path: '/custom/path'" in config
+    assert value(server.url, "vector(3)", int(time.time())) == 3
+    assert server.running
+
+
+@pytest.mark.prometheus
+def test_long_query_goes_through_as_a_form_post(
+    local_prometheus_factory: LocalPrometheusFactory,
+) -> None:
+    server = local_prometheus_factory()
+    server.start()
+    long_value = "w" * 5000
+    promql = f'label_replace(vector(1), "x", "{long_value}", "", "")'
+    [sample] = query(server.url, promql, int(time.time()))
+    assert sample.labels == {"x": long_value}
 
 
 @pytest.mark.prometheus
