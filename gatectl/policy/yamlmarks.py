@@ -68,7 +68,9 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path, active: frozenset[int]) -> Any:
         self.count += 1
         if self.count > _MAX_NODES:
-            raise YamlProblem("document too large (too many nodes or aliases)", None, path)
+            raise YamlProblem(
+                f"document too large (over {_MAX_NODES} values once aliases are expanded)", None
+            )
         if path not in self.lines:
             self.lines[path] = node.start_mark.line + 1
         if id(node) in active:
