@@ -11,6 +11,7 @@ import pytest
 
 from gatectl.errors import PolicyError
 from gatectl.policy import LoadResult, load_gates, load_policies
+from gatectl.policy import loader as loader_module
 
 P = pytest.param
 REPO = Path(__file__).resolve().parents[2]
@@ -775,10 +776,14 @@ def test_file_that_is_not_utf8_is_a_problem() -> None:
     assert messages(load_policies(["bin.yaml"])) == ["bin.yaml: not UTF-8 text (byte 31)"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_file_is_a_problem() -> None:
+def test_unreadable_file_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
     write("locked.yaml", BARE)
-    os.chmod("locked.yaml", 0)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    # Root reads any file whatever its mode, so the refusal is simulated at the loader's open().
+    monkeypatch.setattr(loader_module, "open", refuse, raising=False)
     assert messages(load_policies(["locked.yaml"])) == [
         "locked.yaml: cannot read file: Permission denied"
     ]
