@@ -15,8 +15,10 @@ Kubernetes ``Status`` error bodies. Tests can inject faults
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +87,7 @@ class KubeAPIServer:
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
         self._tmp: TemporaryDirectory[str] | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -106,6 +109,11 @@ class KubeAPIServer:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+        with self._lock:
+            open_connections, self._connections = list(self._connections), set()
+        for connection in open_connections:  # keep-alive clients must see the server go away
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._tmp is not None:
@@ -228,6 +236,17 @@ class KubeAPIServer:
 class _Handler(BaseHTTPRequestHandler):
     api: KubeAPIServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.api._lock:
+            self.api._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.api._lock:
+            self.api._connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
