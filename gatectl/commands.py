@@ -1,4 +1,8 @@
-"""Subcommands beyond validate/evaluate/demo: registered here to keep cli.py small."""
+"""Subcommands beyond validate/evaluate/demo: registered here to keep cli.py small.
+
+Only parsers are built here; each command imports its implementation when run,
+so ``gatectl evaluate`` never loads the controller or the Kubernetes client.
+"""
 
 from __future__ import annotations
 
@@ -9,5 +13,11 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add the controller and replay subcommands to ``sub``."""
-    del sub
+    """Add the controller, its human commands and replay to ``sub``."""
+    from gatectl.controller import humans, run
+
+    run.add_parser(sub)
+    humans.add_parsers(sub)
+    from gatectl import replay
+
+    replay.add_parser(sub)

@@ -127,7 +127,7 @@ def _evaluate(
     assert confidence is not None
     interval = _interval(condition, observation, baseline, confidence=confidence)
     # With a relative condition the interval is of canary - bound, compared with 0.
-    limit = 0.0 if condition.relative else float(threshold)  # type: ignore[arg-type]
+    limit = 0.0 if condition.relative else float(threshold)
     strict = condition.op in ("<", ">")
     if condition.op in _UPPER_OPS:
         proven = interval.upper < limit if strict else interval.upper <= limit
@@ -308,7 +308,10 @@ def decide(
         reasons: list[str],
         *,
         sticky: tuple[int, float] | None = None,
-        **extra: bool | int,
+        inconclusive: bool = False,
+        inconclusive_count: int = 0,
+        complete: bool = False,
+        awaiting_approval: bool = False,
     ) -> Decision:
         at_step, at_share = sticky or (step, share)
         next_step, next_share = at_step, at_share
@@ -331,7 +334,10 @@ def decide(
             triggers=triggers,
             reasons=tuple(reasons),
             notes=notes,
-            **extra,  # type: ignore[arg-type]
+            inconclusive=inconclusive,
+            inconclusive_count=inconclusive_count,
+            complete=complete,
+            awaiting_approval=awaiting_approval,
         )
 
     if state.fallen_back:
@@ -365,16 +371,16 @@ def decide(
             f" (max_inconclusive {spec.max_inconclusive}, on_no_data: fallback)",
         )
     reasons += missing_reasons
-    extra: dict[str, bool | int] = {"inconclusive": inconclusive, "inconclusive_count": count}
 
     if fired or exhausted:
-        return build(Action.FALLBACK, reasons, **extra)
+        return build(Action.FALLBACK, reasons, inconclusive=inconclusive, inconclusive_count=count)
     if share >= 1.0:
         return build(
             Action.PROMOTE,
             ["complete: the AI path already has 100 % of traffic"],
             complete=True,
-            **extra,
+            inconclusive=inconclusive,
+            inconclusive_count=count,
         )
 
     # 3. sample count
@@ -401,13 +407,18 @@ def decide(
             f"promotion to {next_share * 100:g} % needs approval{owner}"
             f" (above {spec.approval.required_above * 100:g} %): run `gatectl approve`"
         )
-        if not blocked_before_approval:
-            extra["awaiting_approval"] = True
     if reasons:
-        return build(Action.HOLD, reasons, **extra)
+        return build(
+            Action.HOLD,
+            reasons,
+            inconclusive=inconclusive,
+            inconclusive_count=count,
+            awaiting_approval=not blocked_before_approval,
+        )
     # 7. promote
     return build(
         Action.PROMOTE,
         [f"all criteria met: promote from {share * 100:g} % to {next_share * 100:g} %"],
-        **extra,
+        inconclusive=inconclusive,
+        inconclusive_count=count,
     )
