@@ -195,7 +195,7 @@ class LocalPrometheus:
     ) -> None:
         self.data_dir = Path(data_dir)
         self._fixed_port = port
-        self._port: int | None = None
+        self._port: int | None = port
         self.scrape_targets = list(scrape_targets)
         self.scrape_interval = scrape_interval
         self.remote_write_receiver = remote_write_receiver
@@ -222,7 +222,7 @@ class LocalPrometheus:
 
     @property
     def port(self) -> int:
-        """The port it listens on (once started)."""
+        """The port it listens on (the given one, else chosen at start)."""
         if self._port is None:
             raise LocalPrometheusError("the local Prometheus has not been started")
         return self._port
@@ -305,14 +305,20 @@ class LocalPrometheus:
         return command
 
     def start(self) -> None:
-        """Start the server and wait until ``/-/ready``; raises with the log tail if it fails."""
+        """Start (or restart) the server and wait until ``/-/ready``.
+
+        Raises ``LocalPrometheusError`` with the log tail if it exits or is not
+        ready in time. A restart reuses the data and the port.
+        """
         if self.running:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self._render_config(), encoding="utf-8")
-        attempts = 1 if self._fixed_port is not None else _START_ATTEMPTS
+        # A restart keeps its port, so that clients holding the URL reconnect.
+        sticky = self._port
+        attempts = 1 if sticky is not None else _START_ATTEMPTS
         for attempt in range(1, attempts + 1):
-            port = self._fixed_port or _free_port()
+            port = sticky or _free_port()
             try:
                 self._launch(port)
                 return

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gatectl.errors import QueryError
@@ -281,6 +282,24 @@ def test_reload_rewrites_the_config_and_keeps_serving(
 
 
 @pytest.mark.prometheus
+@pytest.mark.parametrize(
+    ("enabled", "status"),
+    [pytest.param(True, 400, id="enabled-rejects-garbage"), pytest.param(False, 404, id="off")],
+)
+def test_remote_write_receiver_flag(
+    local_prometheus_factory: LocalPrometheusFactory, enabled: bool, status: int
+) -> None:
+    server = local_prometheus_factory(remote_write_receiver=enabled)
+    server.start()
+    answer = httpx.post(
+        server.remote_write_url,
+        content=b"not snappy",
+        headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
+    )
+    assert answer.status_code == status
+
+
+@pytest.mark.prometheus
 def test_long_query_goes_through_as_a_form_post(
     local_prometheus_factory: LocalPrometheusFactory,
 ) -> None:
@@ -308,6 +327,25 @@ def test_stopped_server_is_unreachable_as_a_query_error(
 
     with pytest.raises(QueryError, match="cannot connect"):
         asyncio.run(go())
+
+
+@pytest.mark.prometheus
+def test_restart_keeps_url_and_data(
+    local_prometheus_factory: LocalPrometheusFactory, history_end: int
+) -> None:
+    server = local_prometheus_factory()
+    server.backfill(
+        render_openmetrics(
+            [counter("c_total", {}, start=history_end - 3600, end=history_end, per_step=3)]
+        )
+    )
+    server.start()
+    url = server.url
+    server.stop()
+    assert not server.running
+    server.start()
+    assert server.url == url
+    assert value(url, "increase(c_total[1h])", history_end) == pytest.approx(720)
 
 
 @pytest.mark.prometheus
