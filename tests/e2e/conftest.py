@@ -1,0 +1,56 @@
+"""Fixtures of the end-to-end tests: one real Prometheus holding ``support.history()``.
+
+Started once per session (backfilled with promtool, then started on a free
+127.0.0.1 port); the tests run the real CLI against it. See ``support`` for
+what the history holds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e.support import PromQuery, history
+from gatectl.localprom import LocalPrometheus, find_binaries, render_openmetrics
+
+
+def _require_binaries() -> tuple[str, str]:
+    found = find_binaries()
+    if found is None:
+        message = "prometheus/promtool not found (apt-get install -y prometheus)"
+        if os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:
+            pytest.fail(f"CI=true but {message}", pytrace=False)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="session")
+def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Prometheus holding ``history()``; started once per session."""
+    binary, promtool = _require_binaries()
+    server = LocalPrometheus(
+        tmp_path_factory.mktemp("e2e-prometheus"), binary=binary, promtool=promtool
+    )
+    server.backfill(render_openmetrics(history()))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def promql(prometheus_url: str) -> PromQuery:
+    """Direct queries against the shared Prometheus."""
+    return PromQuery(prometheus_url)
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    """An empty directory for the test's policy files."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    return directory
