@@ -310,7 +310,17 @@ def _success(rtype: ResourceType, gone: Obj) -> Obj:
 def _discovery(store: Store, path: str) -> Obj | None:
     path = path.rstrip("/")
     if path == "/version":
-        return {"major": "1", "minor": "30", "gitVersion": "v1.30.0-gatectl-kubeapi"}
+        return {
+            "major": "1",
+            "minor": "30",
+            "gitVersion": "v1.30.0-gatectl-kubeapi",
+            "gitCommit": "0000000000000000000000000000000000000000",
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "go1.22.0",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }
     if path == "/api":
         return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
     if path == "/apis":
