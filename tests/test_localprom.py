@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -297,6 +298,36 @@ def test_remote_write_receiver_flag(
         headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
     )
     assert answer.status_code == status
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize(
+    ("promql", "cause"),
+    [
+        pytest.param("sum(", "HTTP 400 Bad Request from Prometheus: bad_data:", id="parse-error"),
+        pytest.param("vector(1)[5m:1m]", "got a matrix result", id="matrix"),
+        pytest.param('"text"', "got a string result", id="string"),
+        pytest.param("sum(nothing_here)", "empty result", id="empty"),
+        pytest.param("vector(0) / 0", "value is NaN", id="nan"),
+        pytest.param("vector(1) / 0", "value is +Inf", id="inf"),
+    ],
+)
+def test_real_server_answers_map_to_query_errors(
+    local_prometheus_factory: LocalPrometheusFactory, promql: str, cause: str
+) -> None:
+    server = local_prometheus_factory()
+    server.start()
+    with pytest.raises(QueryError, match=re.escape(cause)):
+        value(server.url, promql, int(time.time()))
+
+
+@pytest.mark.prometheus
+def test_real_scalar_is_one_unlabelled_sample(
+    local_prometheus_factory: LocalPrometheusFactory,
+) -> None:
+    server = local_prometheus_factory()
+    server.start()
+    assert query(server.url, "scalar(vector(2))", int(time.time())) == [Sample({}, 2.0)]
 
 
 @pytest.mark.prometheus
