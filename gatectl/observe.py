@@ -111,7 +111,8 @@ async def _execute(
             results[read] = answer
             return
         try:
-            results[read] = single_value(answer, promql=promql)
+            # The evidence shows the query already: the message need not repeat it.
+            results[read] = single_value(answer)
         except QueryError as exc:
             results[read] = exc
 
