@@ -121,11 +121,13 @@ class Outcome:
 
     @property
     def fell_back(self) -> NDArray[np.bool_]:
-        return (self.fallback < self.promote) & (self.fallback != NEVER)
+        mask: NDArray[np.bool_] = (self.fallback < self.promote) & (self.fallback != NEVER)
+        return mask
 
     @property
     def promoted(self) -> NDArray[np.bool_]:
-        return (self.promote < self.fallback) & (self.promote != NEVER)
+        mask: NDArray[np.bool_] = (self.promote < self.fallback) & (self.promote != NEVER)
+        return mask
 
 
 def simulate(per_minute: int, rate: float, *, runs: int, window: int, seed: int) -> Streams:

@@ -9,9 +9,9 @@ true rate, simultaneously. Looking more often costs nothing.
 
 Method: the two-sided beta-binomial mixture of Howard, Ramdas, McAuliffe and
 Sekhon (2021, "Time-uniform, nonparametric, nonasymptotic confidence
-sequences", Ann. Statist. 49(2), Prop. 7; Robbins 1970). For a candidate rate
-``p`` the likelihood ratio of ``events`` in ``trials`` under an alternative
-``q`` is mixed over ``q ~ Beta(k p, k (1 - p))``:
+sequences", Ann. Statist. 49(2); Robbins 1970). For a candidate rate ``p``
+the likelihood ratio of ``events`` in ``trials`` under an alternative ``q`` is
+mixed over ``q ~ Beta(k p, k (1 - p))``:
 
     M(p) = B(k p + S, k (1 - p) + F) / B(k p, k (1 - p)) / (p^S (1 - p)^F)
 
