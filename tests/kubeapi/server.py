@@ -73,14 +73,16 @@ class KubeAPIServer:
     def __init__(
         self,
         *,
-        history: int = 1000,
+        history: int = 10_000,
         bookmark_interval: float = 1.0,
         auto_namespaces: bool = True,
         token: str | None = None,
+        port: int = 0,
     ) -> None:
         self.store = Store(history=history, auto_namespaces=auto_namespaces)
         self.bookmark_interval = bookmark_interval
         self.token = token
+        self.port = port
         self.requests: list[Request] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -94,7 +96,7 @@ class KubeAPIServer:
 
     def start(self) -> KubeAPIServer:
         handler = type("Handler", (_Handler,), {"api": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

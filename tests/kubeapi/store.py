@@ -96,7 +96,7 @@ def _spec_of(obj: Mapping[str, Any], *, with_status: bool) -> Obj:
 class Store:
     """Thread-safe objects and history; every method takes and returns copies."""
 
-    def __init__(self, *, history: int = 1000, auto_namespaces: bool = True) -> None:
+    def __init__(self, *, history: int = 10_000, auto_namespaces: bool = True) -> None:
         self.cond = threading.Condition()
         self.types: list[ResourceType] = list(BUILTIN_TYPES)
         self.objects: dict[Key, Obj] = {}
