@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from gatectl.observations import Action, Decision, GateState
@@ -238,6 +238,18 @@ def _decision_key(decision: Decision, phase: str) -> tuple[Any, ...]:
     return (decision.action.value, phase, decision.current_share, decision.next_share, checks)
 
 
+def _message(decision: Decision) -> str | None:
+    """The first reason, phrased so that it does not change every tick (no countdown)."""
+    if not decision.reasons:
+        return None
+    first = decision.reasons[0]
+    if first.startswith("promotion window:"):
+        window = decision.window
+        ends = window.started_at + timedelta(seconds=window.required_seconds)
+        return f"healthy so far; the promotion window ends at {format_time(ends)}"
+    return first
+
+
 def apply_decision(
     status: GateStatus, decision: Decision, gate: Gate, *, now: datetime
 ) -> Transition:
@@ -268,7 +280,7 @@ def apply_decision(
         inconclusive_count=decision.inconclusive_count,
         last_decision=last,
         history=history,
-        message=decision.reasons[0] if decision.reasons else None,
+        message=_message(decision),
     )
     moves = decision.next_share != status.share or (
         decision.action is Action.FALLBACK and not status.fallen_back
