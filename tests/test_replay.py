@@ -9,15 +9,20 @@ elapses, when a spike crosses the trigger, when a no-data streak exhausts
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gatectl.cli import main
+from gatectl.errors import UsageError
 from gatectl.observations import Action, Observation, ObservationSet
 from gatectl.observe import GatePlan
+from gatectl.plot import plot_data, plot_paths, write_plot
 from gatectl.policy.models import Gate, GateSpec
 from gatectl.replay import (
     Replay,
@@ -460,3 +465,182 @@ def test_a_gate_at_full_share_reports_complete_in_the_timeline() -> None:
     last = timeline(replay.points)[-1]
     assert (last.decision.complete, last.phase, last.share) == (True, "Promoted", 1.0)
     assert "complete   2026-11-20T01:00:00Z" in render_replays([replay])
+
+
+# --- the command line: bad input is exit 2 before any query -----------------
+
+
+@pytest.fixture
+def policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("GATECTL_PROMETHEUS_URL", raising=False)
+    path = tmp_path / "triage.yaml"
+    path.write_text(
+        "workflow_release_gate:\n"
+        "  canary_traffic: 0.1\n"
+        "  promotion_window: 1h\n"
+        "  success_criteria: {exception_rate: '<= 0.04'}\n",
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        pytest.param(
+            ["--from", "-1h", "--to", "-2h"], "--to -2h is before --from -1h", id="backwards-range"
+        ),
+        pytest.param(
+            ["--from", "-1h", "--to", "now", "--every", "0s"],
+            "--every must be longer than 0",
+            id="zero-every",
+        ),
+        pytest.param(
+            ["--from", "-1h", "--to", "now", "--every", "often"],
+            "--every: expected a duration like '90s', '30m', '48h' or '2d', got 'often'",
+            id="unreadable-every",
+        ),
+        pytest.param(
+            ["--from", "-1h", "--to", "+1h"],
+            "--to +1h is in the future: replay reads history",
+            id="future-end",
+        ),
+        pytest.param(
+            ["--from", "-2h", "--to", "now", "--started-at", "-1h"],
+            "--started-at -1h is after --from -2h: the step must have begun by the first"
+            " evaluation",
+            id="step-starts-inside-the-range",
+        ),
+        pytest.param(
+            ["--from", "-400d", "--to", "now", "--every", "1m"],
+            "576,001 evaluations between --from and --to every 1m: at most 50,000;"
+            " use a larger --every",
+            id="too-many-evaluations",
+        ),
+        pytest.param(
+            ["--from", "yesterday", "--to", "now"],
+            "--from: expected RFC 3339 (2026-11-20T12:00:00Z) or relative (-6h), got 'yesterday'",
+            id="unreadable-time",
+        ),
+        pytest.param(
+            ["--from", "-1h", "--to", "now", "--plot", "replay.pdf"],
+            "--plot replay.pdf: the file must end in .png or .svg",
+            id="plot-format-we-cannot-write",
+        ),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(
+    policy: str, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", policy, *flags]) == 2
+
+    assert capsys.readouterr().err == f"gatectl: error: {message}\n"
+
+
+def test_without_any_prometheus_url_exits_2_and_says_where_it_looks(
+    policy: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", policy, "--from", "-1h", "--to", "now"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("gatectl: error: ")
+    assert "--prometheus-url" in err
+    assert "GATECTL_PROMETHEUS_URL" in err
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(
+    policy: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+
+    code = main(["replay", policy, "--from", "-1h", "--to", "now", "--plot", "out.png"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "gatectl: error: --plot needs matplotlib, which is not installed:"
+        " pip install 'gatectl[plot]'\n"
+    )
+
+
+def test_plot_without_matplotlib_raises_usage_error_before_drawing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+    with pytest.raises(UsageError, match=r"pip install 'gatectl\[plot\]'"):
+        write_plot(spike_replay(), tmp_path / "out.png")
+    assert not (tmp_path / "out.png").exists()
+
+
+# --- the plot ------------------------------------------------------------------
+
+
+def test_plot_data_has_each_metric_with_its_thresholds_and_the_share_moves() -> None:
+    data = plot_data(spike_replay())
+
+    assert data.events == ((minutes(60), "promote"), (minutes(95), "fallback"))
+    assert (data.shares[11], data.shares[12], data.shares[19]) == (0.1, 0.5, 0.0)
+    assert data.actions[19] == "fallback"
+    rate, samples = data.metrics
+    assert rate.metric == "exception_rate"
+    assert [(t.label, t.kind, t.values[19]) for t in rate.thresholds] == [
+        ("criterion exception_rate <= 0.04", "criterion", 0.04),
+        ("trigger exception_rate > 0.06", "trigger", 0.06),
+    ]
+    assert rate.values[0] is None  # no data at the step start: a gap, not a zero
+    assert rate.values[19] == pytest.approx(0.08)
+    assert not rate.has_bounds
+    assert (samples.metric, samples.values[19], samples.thresholds[0].values[19]) == (
+        "samples",
+        350.0,
+        100.0,
+    )
+
+
+def test_plot_data_carries_confidence_bounds_when_the_policy_asks_for_them() -> None:
+    replay = run(make_gate(confidence=0.95), FakeHistory(), until=30)
+
+    rate = plot_data(replay).metrics[0]
+    assert rate.has_bounds
+    lower, value, upper = rate.lower[6], rate.values[6], rate.upper[6]
+    assert lower is not None and value is not None and upper is not None
+    assert lower <= value <= upper
+
+
+@pytest.mark.parametrize(
+    ("gates", "expected"),
+    [
+        pytest.param(["triage"], ["out/replay.svg"], id="one-gate-one-file"),
+        pytest.param(
+            ["triage", "routing"],
+            ["out/replay-triage.svg", "out/replay-routing.svg"],
+            id="several-gates-one-file-each",
+        ),
+    ],
+)
+def test_plot_paths(gates: list[str], expected: list[str]) -> None:
+    assert plot_paths("out/replay.svg", gates) == [Path(p) for p in expected]
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"),
+    [
+        pytest.param("replay.png", b"\x89PNG\r\n\x1a\n", id="png"),
+        pytest.param("replay.svg", b"<?xml", id="svg"),
+    ],
+)
+def test_write_plot_draws_the_file_in_the_format_of_its_suffix(
+    tmp_path: Path, name: str, magic: bytes
+) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / name
+
+    write_plot(
+        run(make_gate(confidence=0.95), FakeHistory(exception_rate=breaks_at(90)), until=150), path
+    )
+
+    assert path.read_bytes().startswith(magic)
+    if name.endswith(".svg"):
+        text = path.read_text(encoding="utf-8")
+        assert "gatectl replay: triage (workflow triage)" in text
+        assert "trigger exception_rate &gt; 0.06" in text
