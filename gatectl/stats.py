@@ -146,6 +146,36 @@ def _brent(f: Callable[[float], float], a: float, b: float) -> tuple[float, floa
     return (b, c) if b <= c else (c, b)  # pragma: no cover - Brent converges long before
 
 
+def _half_width_guess(events: float, trials: float, level: float, strength: float) -> float:
+    """The normal approximation of the sequence's half-width: a first bracket, not an answer."""
+    rate = (events + 0.5) / (trials + 1.0)
+    ratio = trials / (strength + 1.0)
+    spread = (1.0 + 1.0 / ratio) * (2.0 * level + math.log1p(ratio))
+    return math.sqrt(rate * (1.0 - rate) / trials * spread)
+
+
+def _end(excess: Callable[[float], float], estimate: float, step: float, *, limit: float) -> float:
+    """The end of the sequence between ``estimate`` (inside) and ``limit``, towards ``limit``.
+
+    Steps out from the estimate, doubling, until a point is excluded, then
+    solves on that bracket. Returns the excluded side of the final bracket, so
+    rounding never narrows the interval; ``limit`` itself if nothing before it
+    is excluded.
+    """
+    inside = estimate
+    direction = 1.0 if limit > estimate else -1.0
+    while True:
+        candidate = inside + direction * step
+        if (candidate - limit) * direction >= 0:
+            if excess(limit) <= 0:
+                return limit
+            candidate = limit
+        if excess(candidate) > 0:
+            low, high = _brent(excess, min(inside, candidate), max(inside, candidate))
+            return high if direction > 0 else low
+        inside, step = candidate, step * 2.0
+
+
 def _bounds(events: float, trials: float, alpha: float, strength: float) -> tuple[float, float]:
     """The confidence sequence's ``(lower, upper)`` at level ``1 - alpha``."""
     if trials <= 0:
@@ -156,14 +186,15 @@ def _bounds(events: float, trials: float, alpha: float, strength: float) -> tupl
     def excess(p: float) -> float:
         return log_mixture(p, events, trials, strength=strength) - level
 
+    step = _half_width_guess(events, trials, level, strength)
     lower = 0.0
-    if estimate > _TINY and excess(_TINY) > 0:
-        low, _ = _brent(excess, _TINY, min(estimate, _ONE))
-        lower = low  # the excluded side of the bracket: rounding never narrows the bound
+    if estimate > _TINY:
+        lower = _end(excess, min(estimate, _ONE), step, limit=_TINY)
+        lower = 0.0 if lower <= _TINY else lower
     upper = 1.0
-    if estimate < _ONE and excess(_ONE) > 0:
-        _, high = _brent(excess, max(estimate, _TINY), _ONE)
-        upper = high
+    if estimate < _ONE:
+        upper = _end(excess, max(estimate, _TINY), step, limit=_ONE)
+        upper = 1.0 if upper >= _ONE else upper
     return max(0.0, min(lower, estimate)), min(1.0, max(upper, estimate))
 
 
