@@ -1,0 +1,338 @@
+"""Helpers for the operator's end-to-end tests: gates, the controller process, and an auditor.
+
+``ControllerProcess`` runs the real ``gatectl run --kubernetes`` as a
+subprocess (its log kept in a file, read on failure); ``Auditor`` polls the
+traffic ConfigMap and the gate's status in a background thread while a
+rollout runs, so a test can check after the fact that shares only moved one
+step at a time and never before the promotion window; ``wait_for`` polls a
+condition with a deadline (a failure, never a timed assertion on speed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import yaml
+
+from gatectl.errors import GatectlError, NotFoundError
+from gatectl.kube import Resources
+from gatectl.timeparse import parse_time
+
+__all__ = [
+    "CRD_FILE",
+    "Auditor",
+    "ControllerProcess",
+    "Sample",
+    "apply_crd",
+    "events_for",
+    "free_port",
+    "gatectl_cli",
+    "history_actions",
+    "jsonpath",
+    "promotion_gaps",
+    "releasegate",
+    "wait_for",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "charts" / "gatectl" / "crds" / "releasegates.gatectl.io.yaml"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for ``--metrics-address``)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    context: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    extra = f"\n{context()}" if context is not None else ""
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}{extra}")
+
+
+def apply_crd(crds: Resources) -> dict[str, Any]:
+    """Create the chart's CRD (or leave an existing one, as on a real cluster)."""
+    body = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
+    try:
+        return crds.get(body["metadata"]["name"])
+    except NotFoundError:
+        return crds.create(body)
+
+
+def releasegate(
+    name: str,
+    *,
+    workflow: str | None = None,
+    steps: Sequence[float] = (0.05, 0.25, 1.0),
+    window: str = "3s",
+    **spec: Any,
+) -> dict[str, Any]:
+    """A ReleaseGate with second-long windows, healthy when the canary errs under 4 %."""
+    body: dict[str, Any] = {
+        "workflow": workflow or name,
+        "canary_traffic": steps[0],
+        "steps": list(steps),
+        "promotion_window": window,
+        "evaluation_interval": "1s",
+        "min_samples": 10,
+        "success_criteria": {"exception_rate": "<= 0.04"},
+        "rollback_trigger": ["exception_rate > 0.2", "critical_regressions > 0"],
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "gatectl.io/v1alpha1",
+        "kind": "ReleaseGate",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def jsonpath(obj: Mapping[str, Any], path: str) -> Any:
+    """The value at a printer column's ``.a.b.c`` path, or None."""
+    value: Any = obj
+    for part in path.strip(".").split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def history_actions(status: Mapping[str, Any]) -> list[str]:
+    """The ``action`` of each history entry, oldest first."""
+    return [str(h.get("action")) for h in status.get("history") or []]
+
+
+def gatectl_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``gatectl`` console script (the real CLI a person uses)."""
+    exe = shutil.which("gatectl", path=os.path.dirname(sys.executable)) or "gatectl"
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+class ControllerProcess:
+    """``gatectl run --kubernetes`` as a child process, logging to ``log_path``."""
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: str,
+        namespace: str,
+        prometheus_url: str,
+        log_path: Path,
+        metrics_port: int | None = None,
+        leader_elect: bool = False,
+        identity: str | None = None,
+        tick: float = 0.2,
+        extra: Sequence[str] = (),
+    ) -> None:
+        self.log_path = log_path
+        self.metrics_port = metrics_port
+        self.identity = identity
+        exe = shutil.which("gatectl", path=os.path.dirname(sys.executable)) or "gatectl"
+        self.command = [
+            exe,
+            "run",
+            "--kubernetes",
+            "--kubeconfig",
+            kubeconfig,
+            "-n",
+            namespace,
+            "--prometheus-url",
+            prometheus_url,
+            "--tick",
+            str(tick),
+            *extra,
+        ]
+        if metrics_port is not None:
+            self.command += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
+        if leader_elect:
+            self.command += ["--leader-elect", "--lease-namespace", namespace]
+            if identity:
+                self.command += ["--identity", identity]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ControllerProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no lease release, exactly like a node dying."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait (SIGKILL after 10 s); the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+
+    def get(self, path: str) -> httpx.Response:
+        """GET one of the controller's endpoints (``/metrics``, ``/healthz``, ``/readyz``)."""
+        assert self.metrics_port is not None
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}{path}", timeout=5.0)
+
+    def __enter__(self) -> ControllerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What the auditor saw at one instant."""
+
+    at: float
+    """``time.monotonic()`` when read."""
+    configmap_share: float | None
+    step: int | None
+    share: float | None
+    step_started_at: str | None
+    phase: str | None
+
+
+@dataclass
+class Auditor:
+    """Polls a gate's traffic ConfigMap and status while a rollout runs."""
+
+    gates: Resources
+    configmaps: Resources
+    namespace: str
+    gate: str
+    configmap: str
+    interval: float = 0.05
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Auditor:
+        self._thread = threading.Thread(target=self._run, name="auditor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[Sample]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.samples.append(self._read())  # the state the test stopped on
+        return self.samples
+
+    def _read(self) -> Sample:
+        share: float | None = None
+        try:
+            data = self.configmaps.get(self.configmap, namespace=self.namespace).get("data") or {}
+            share = float(data["share"]) if "share" in data else None
+        except NotFoundError:
+            pass
+        status = self.gates.get(self.gate, namespace=self.namespace).get("status") or {}
+        return Sample(
+            at=time.monotonic(),
+            configmap_share=share,
+            step=status.get("step"),
+            share=status.get("share"),
+            step_started_at=status.get("stepStartedAt"),
+            phase=status.get("phase"),
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.samples.append(self._read())
+            except GatectlError as exc:  # the API server is fine; keep polling
+                self.errors.append(str(exc))
+
+    def share_changes(self) -> list[tuple[float, float]]:
+        """(first time seen, share) for each distinct consecutive ConfigMap share."""
+        changes: list[tuple[float, float]] = []
+        for sample in self.samples:
+            if sample.configmap_share is None:
+                continue
+            if not changes or changes[-1][1] != sample.configmap_share:
+                changes.append((sample.at, sample.configmap_share))
+        return changes
+
+    def step_starts(self) -> dict[int, set[str]]:
+        """Every ``stepStartedAt`` each step was recorded with (one per step: no step twice)."""
+        seen: dict[int, set[str]] = {}
+        for sample in self.samples:
+            if sample.step is not None and sample.step_started_at:
+                seen.setdefault(sample.step, set()).add(sample.step_started_at)
+        return seen
+
+
+def events_for(events: Resources, *, namespace: str, name: str) -> list[dict[str, Any]]:
+    """Events about one ReleaseGate, oldest first."""
+    listed = events.list(namespace=namespace)
+    return [
+        e
+        for e in listed.items
+        if (e.get("involvedObject") or {}).get("name") == name
+        and (e.get("involvedObject") or {}).get("kind") == "ReleaseGate"
+    ]
+
+
+def promotion_gaps(status: Mapping[str, Any]) -> list[float]:
+    """Seconds between each promotion and the previous start/promotion/reset in history."""
+    gaps: list[float] = []
+    last: datetime | None = None
+    now = datetime.now().astimezone()
+    for entry in status.get("history") or []:
+        action = entry.get("action")
+        moment = parse_time(str(entry["time"]), now=now)
+        if action == "promote" and last is not None:
+            gaps.append((moment - last).total_seconds())
+        if action in ("start", "promote", "reset", "new-revision", "fallback"):
+            last = moment
+    return gaps
