@@ -14,9 +14,15 @@ test fails when the two drift.
 
 from __future__ import annotations
 
+import ast
 import copy
+import inspect
+import itertools
 from typing import Any
 
+from pydantic import BaseModel
+
+from gatectl.policy import models
 from gatectl.policy.models import GateSpec
 
 __all__ = ["GROUP", "PLURAL", "VERSION", "crd_manifest", "crd_yaml", "main", "spec_schema"]
@@ -104,10 +110,50 @@ def _any_of(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return _ordered(out)
 
 
+def _field_docs(cls: type[BaseModel]) -> dict[str, str]:
+    """The docstring written under each field of ``cls`` (read from the source)."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def _describe(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """Give each property of a model's schema its field docstring, unless it has one."""
+    for name, doc in _field_docs(cls).items():
+        prop = schema.get("properties", {}).get(name)
+        if prop is not None:
+            prop.setdefault("description", doc)
+
+
+def _models() -> dict[str, type[BaseModel]]:
+    return {
+        name: obj
+        for name, obj in vars(models).items()
+        if isinstance(obj, type)
+        and issubclass(obj, BaseModel)
+        and obj.__module__ == models.__name__
+    }
+
+
 def spec_schema() -> dict[str, Any]:
     """``GateSpec`` as a structural openAPIV3Schema for ``spec``."""
     raw = GateSpec.model_json_schema(mode="validation")
     defs = raw.get("$defs", {})
+    classes = _models()
+    _describe(raw, GateSpec)
+    for name, sub in defs.items():
+        if name in classes:
+            _describe(sub, classes[name])
     schema = _structural(raw, defs)
     props = schema["properties"]
     window = props["promotion_window"]
