@@ -9,7 +9,6 @@ suggest the field that an unknown key was probably meant to be.
 
 from __future__ import annotations
 
-import difflib
 import types
 from collections.abc import Mapping
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -43,6 +42,8 @@ def show(value: object) -> str:
 
 def did_you_mean(name: object, candidates: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest candidate, or ``""``."""
+    import difflib  # only on the error path: keeps it off the CLI's import time
+
     close = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
