@@ -1,0 +1,190 @@
+"""How long a pipeline waits for ``gatectl evaluate``, against a bare httpx script.
+
+A pipeline step pays for a fresh Python process every time, so what counts is
+wall time from exec to exit. This starts a real Prometheus on 127.0.0.1 with
+the demo's backfilled history, then runs, alternately and ``--runs`` times
+each (subprocesses):
+
+- ``gatectl evaluate`` on a four-criterion policy (three triggers), and
+- a bare Python script that imports httpx and sends the same instant queries
+  (the exact PromQL gatectl plans, with ``time=``) one after the other.
+
+It prints both medians and their ratio (target: gatectl <= 2.0x the bare
+script), then the ``python -X importtime`` top offenders of ``gatectl
+evaluate``, so that an import to defer is easy to spot.
+
+    .venv/bin/python benchmarks/cli_latency.py [--runs 21] [--top 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gatectl.demo import SCENARIOS, example_series
+from gatectl.localprom import LocalPrometheus, find_binaries, render_openmetrics
+
+POLICY = """\
+workflow_release_gate:
+  name: ticket-triage
+  canary_traffic: 0.10
+  promotion_window_hours: 48
+  success_criteria:
+    exception_rate: "<= 0.04"
+    human_override_rate: "<= 0.15"
+    critical_regressions: "== 0"
+    reviewer_queue_sla_breach: "== false"
+  rollback_trigger:
+    - exception_rate > 0.06
+    - reviewer_queue_sla_breach == true
+    - critical_regressions > 0
+  fallback_mode: deterministic_path
+"""
+
+BARE_SCRIPT = """\
+import json, sys
+import httpx
+
+url, at, queries = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+with httpx.Client() as client:
+    for query in queries:
+        response = client.get(url + "/api/v1/query", params={"query": query, "time": at})
+        response.raise_for_status()
+        json.loads(response.content)["data"]["result"]
+"""
+
+
+def planned_queries(policy: Path, *, started: datetime, at: datetime) -> list[str]:
+    """The PromQL ``gatectl evaluate`` sends for ``policy`` (from its own plan)."""
+    from gatectl.decide import evaluation_window
+    from gatectl.observe import plan_gate
+    from gatectl.policy import load_gates
+
+    (gate,) = load_gates([policy])
+    window = evaluation_window(gate.spec, started_at=started, now=at)
+    plan = plan_gate(gate, window_seconds=window.query_seconds)
+    return sorted({read.promql() for read in plan.reads()})
+
+
+def timed(command: list[str]) -> float:
+    """Wall time of one subprocess run, checking it ran as expected."""
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - began
+    if done.returncode not in (0, 10, 20):
+        raise SystemExit(f"{command[0]} failed ({done.returncode}): {done.stderr.strip()}")
+    return elapsed
+
+
+def import_offenders(command: list[str], *, top: int) -> list[tuple[float, str, str]]:
+    """(cumulative ms, package, imported by) of the costliest packages, from ``-X importtime``.
+
+    A package counts where the import crosses into it from another package
+    (``gatectl.policy.models`` -> ``pydantic``), so the list says which of
+    our modules pulls which dependency in.
+    """
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *command], capture_output=True, text=True, check=False
+    )
+    entries: list[tuple[int, int, str]] = []  # (depth, cumulative us, module), children first
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        _self_us, cumulative, name = line[12:].split("|")
+        depth = (len(name) - len(name.lstrip())) // 2
+        entries.append((depth, int(cumulative), name.strip()))
+    costs: dict[str, tuple[float, str, str]] = {}
+    for index, (depth, cumulative, name) in enumerate(entries):
+        parent = next(
+            (n for d, _, n in entries[index + 1 :] if d < depth), "(top level or run time)"
+        )
+        package, parent_package = name.split(".")[0], parent.split(".")[0]
+        if package == parent_package or package in costs:
+            continue
+        if package == "gatectl":
+            package = name  # show which of our modules cost what
+        costs[package] = (cumulative / 1000, package, parent)
+    return sorted(costs.values(), reverse=True)[:top]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21, help="runs of each command (default 21)")
+    parser.add_argument("--top", type=int, default=15, help="import offenders to list")
+    args = parser.parse_args(argv)
+    binaries = find_binaries()
+    if binaries is None:
+        print("needs prometheus and promtool on PATH (apt-get install prometheus)")
+        return 2
+    gatectl = str(Path(sys.executable).with_name("gatectl"))
+    at = datetime.now(UTC).replace(second=0, microsecond=0)
+    started = at - timedelta(hours=49)
+    stamp = {
+        "at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "start": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    with tempfile.TemporaryDirectory(prefix="gatectl-bench-") as work:
+        policy = Path(work) / "ticket-triage.yaml"
+        policy.write_text(POLICY, encoding="utf-8")
+        bare = Path(work) / "bare.py"
+        bare.write_text(BARE_SCRIPT, encoding="utf-8")
+        queries = planned_queries(policy, started=started, at=at)
+        server = LocalPrometheus(Path(work) / "tsdb", binary=binaries[0], promtool=binaries[1])
+        server.backfill(render_openmetrics(example_series(SCENARIOS[:1], end=at)))
+        with server:
+            evaluate = [
+                gatectl, "evaluate", str(policy), "--prometheus-url", server.url,
+                "--started-at", stamp["start"], "--at", stamp["at"], "--output", "json",
+            ]  # fmt: skip
+            script = [
+                sys.executable,
+                str(bare),
+                server.url,
+                str(at.timestamp()),
+                json.dumps(queries),
+            ]
+            decision = json.loads(
+                subprocess.run(evaluate, capture_output=True, text=True, check=False).stdout
+            )
+            for command in (evaluate, script):  # warm the page cache and Prometheus
+                timed(command)
+            ours: list[float] = []
+            theirs: list[float] = []
+            for _ in range(args.runs):
+                ours.append(timed(evaluate))
+                theirs.append(timed(script))
+            offenders = import_offenders(
+                ["-c", "from gatectl.cli import main; raise SystemExit(main())", *evaluate[1:]],
+                top=args.top,
+            )
+            bare_offenders = import_offenders(script[1:], top=5)
+    gatectl_median = statistics.median(ours)
+    bare_median = statistics.median(theirs)
+    print(f"gatectl evaluate: {decision['decision']} with {len(decision['criteria'])} criteria,"
+          f" {len(decision['triggers'])} triggers; {len(queries)} distinct queries")  # fmt: skip
+    print(f"runs: {args.runs} each, alternating")
+    print(f"  gatectl evaluate   median {gatectl_median * 1000:7.1f} ms"
+          f"   (min {min(ours) * 1000:.1f}, max {max(ours) * 1000:.1f})")  # fmt: skip
+    print(f"  bare httpx script  median {bare_median * 1000:7.1f} ms"
+          f"   (min {min(theirs) * 1000:.1f}, max {max(theirs) * 1000:.1f})")  # fmt: skip
+    ratio = gatectl_median / bare_median
+    print(f"  ratio {ratio:.2f}x  (target <= 2.0x: {'met' if ratio <= 2.0 else 'NOT met'})")
+    print()
+    print("python -X importtime, gatectl evaluate: costliest imports (cumulative ms, by whom):")
+    for cumulative, package, parent in offenders:
+        print(f"  {cumulative:8.1f}  {package:<32} imported by {parent}")
+    print("bare script, for comparison:")
+    for cumulative, package, parent in bare_offenders:
+        print(f"  {cumulative:8.1f}  {package:<32} imported by {parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
