@@ -39,7 +39,17 @@ __all__ = [
 
 FORMATS = (".png", ".svg")
 INSTALL_HINT = "pip install 'gatectl[plot]'"
-_COLORS = {"promote": "tab:green", "hold": "tab:orange", "fallback": "tab:red"}
+_COLORS = {
+    "promote": "tab:green",
+    "complete": "tab:blue",
+    "hold": "tab:orange",
+    "fallback": "tab:red",
+}
+_LEGEND: dict[str, object] = {
+    "loc": "upper left",
+    "bbox_to_anchor": (1.01, 1.0),
+    "fontsize": "small",
+}
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class PlotData:
     shares: tuple[float, ...]
     """The share after each evaluation."""
     actions: tuple[str, ...]
+    """Each evaluation's decision: promote, complete (at 100 %), hold or fallback."""
     events: tuple[tuple[datetime, str], ...]
     """Promotions and the fallback: (when, ``promote`` or ``fallback``)."""
     metrics: tuple[MetricSeries, ...]
@@ -159,7 +170,9 @@ def plot_data(replay: Replay) -> PlotData:
         workflow=replay.gate.workflow,
         times=tuple(p.at for p in points),
         shares=tuple(p.share for p in points),
-        actions=tuple(p.decision.action.value for p in points),
+        actions=tuple(
+            "complete" if p.decision.complete else p.decision.action.value for p in points
+        ),
         events=events,
         metrics=tuple(metrics),
     )
@@ -209,7 +222,7 @@ def write_plot(replay: Replay, path: str | Path) -> None:
 
     data = plot_data(replay)
     rows = 1 + len(data.metrics)
-    figure = Figure(figsize=(11, 2.2 * rows + 0.6), layout="constrained")
+    figure = Figure(figsize=(13, 2.2 * rows + 0.6), layout="constrained")
     axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     times = list(data.times)
 
@@ -228,7 +241,7 @@ def write_plot(replay: Replay, path: str | Path) -> None:
             )
     share_ax.set_ylabel("AI share (%)")
     share_ax.set_ylim(-5, 105)
-    share_ax.legend(loc="upper left", fontsize="small", ncols=3)
+    share_ax.legend(**_LEGEND)
     share_ax.set_title(f"gatectl replay: {data.gate} (workflow {data.workflow})")
 
     for ax, series in zip(axes[1:], data.metrics, strict=True):
@@ -255,7 +268,7 @@ def write_plot(replay: Replay, path: str | Path) -> None:
             ax.set_ylim(-0.1, 1.1)
             ax.set_yticks([0, 1], ["false", "true"])
         ax.set_ylabel(series.metric)
-        ax.legend(loc="upper left", fontsize="small")
+        ax.legend(**_LEGEND)
 
     for when, action in data.events:
         for ax in axes:

@@ -104,7 +104,7 @@ class ReplaySummary:
     """The instant the gate fell back (fallback is sticky)."""
     fallback_reason: str | None
     counts: dict[str, int]
-    """Evaluations per decision: promote, hold, fallback."""
+    """Evaluations per decision: promote, complete (promote at 100 %), hold, fallback."""
     inconclusive: int
     """Evaluations decided by missing data."""
     final_decision: Action
@@ -223,14 +223,14 @@ def summarize(replay: Replay) -> ReplaySummary:
         (p for p in replay.points if p.decision.action is Action.FALLBACK),
         None,
     )
-    counts = Counter(p.decision.action.value for p in replay.points)
+    counts = Counter(_word(p.decision) for p in replay.points)
     final = replay.final
     return ReplaySummary(
         promotions=promotions,
         completed_at=completed,
         fallback_at=fell.at if fell else None,
         fallback_reason=fell.decision.reasons[0] if fell and fell.decision.reasons else None,
-        counts={action: counts.get(action, 0) for action in ("promote", "hold", "fallback")},
+        counts={word: counts.get(word, 0) for word in ("promote", "complete", "hold", "fallback")},
         inconclusive=sum(1 for p in replay.points if p.decision.inconclusive),
         final_decision=final.decision.action,
         final_share=final.share,
@@ -296,8 +296,8 @@ def _render_one(replay: Replay) -> str:
     lines.append(
         f"    final      {summary.final_decision.value} at {_percent(summary.final_share)}"
         f" ({summary.final_phase}); evaluations: {counts['promote']} promote,"
-        f" {counts['hold']} hold ({summary.inconclusive} inconclusive),"
-        f" {counts['fallback']} fallback"
+        f" {counts['complete']} complete, {counts['hold']} hold"
+        f" ({summary.inconclusive} inconclusive), {counts['fallback']} fallback"
     )
     if summary.final_decision.value == "hold":
         lines.append(f"    holding    {_first_reason(replay.final.decision)}")

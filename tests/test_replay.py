@@ -384,7 +384,7 @@ def test_summary_says_when_it_promoted_fell_back_and_where_it_ended() -> None:
     assert summary.fallback_at == minutes(95)
     assert summary.fallback_reason == ("rollback trigger fired: exception_rate > 0.06 (value 0.08)")
     assert summary.completed_at is None
-    assert summary.counts == {"promote": 1, "hold": 18, "fallback": 4}
+    assert summary.counts == {"promote": 1, "complete": 0, "hold": 18, "fallback": 4}
     assert summary.inconclusive == 1
     assert (summary.final_decision, summary.final_share, summary.final_phase) == (
         Action.FALLBACK,
@@ -416,8 +416,8 @@ def test_table_prints_the_timeline_and_the_summary() -> None:
         "    promoted   2026-11-20T01:00:00Z  10% -> 50%\n"
         "    fell back  2026-11-20T01:35:00Z  rollback trigger fired: exception_rate > 0.06"
         " (value 0.08)\n"
-        "    final      fallback at 0% (FallenBack); evaluations: 1 promote, 18 hold"
-        " (1 inconclusive), 4 fallback"
+        "    final      fallback at 0% (FallenBack); evaluations: 1 promote, 0 complete,"
+        " 18 hold (1 inconclusive), 4 fallback"
     )
 
 
