@@ -11,7 +11,7 @@ controller can mark one bad gate without stopping the others.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
@@ -252,7 +252,7 @@ def _from_document(
 
 
 def _from_resource_document(
-    doc: Document, *, file: str, error: Any
+    doc: Document, *, file: str, error: Callable[[Path, str], PolicyError]
 ) -> tuple[Gate | None, tuple[int | None, str | None], list[PolicyError]]:
     data: dict[Any, Any] = doc.data
     here: tuple[int | None, str | None] = (doc.line, None)
