@@ -1,0 +1,474 @@
+"""``gatectl run`` in file mode, end to end: a real controller process, a real Prometheus
+scraping a live exporter, second-long windows, crashes, outages and a second controller.
+
+The audit thread reads the state file and the traffic file every 50 ms while the
+controller runs, so a step taken twice or taken early is seen even when the
+process is killed before it could say so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.live import LiveWorkflows, Traffic
+
+from gatectl.localprom import LocalPrometheus, find_binaries
+
+WINDOW = 3.0
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveWorkflows]:
+    workflows = {
+        name: Traffic()
+        for name in ("walk", "regress", "outage-a", "outage-b", "chaos", "leader", "approve")
+    }
+    with LiveWorkflows(workflows) as exporter:
+        yield exporter
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    live: LiveWorkflows, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalPrometheus]:
+    found = find_binaries()
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but prometheus is not installed", pytrace=False)
+        pytest.skip("prometheus not installed")
+    server = LocalPrometheus(
+        tmp_path_factory.mktemp("prom"),
+        scrape_targets=[live.target],
+        scrape_interval="1s",
+        binary=found[0],
+        promtool=found[1],
+    )
+    server.start()
+    _wait(lambda: _has_data(server.url), timeout=30, what="first scrape")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _has_data(url: str) -> bool:
+    query = urllib.request.quote('sum(workflow_requests_total{workflow="walk"})')
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/query?query={query}", timeout=2) as response:
+            return bool(json.load(response)["data"]["result"])
+    except OSError:
+        return False
+
+
+def _wait(check: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_policy(directory: Path, name: str, *, extra: str = "") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    traffic = directory / f"{name}.traffic.json"
+    (directory / f"{name}.yaml").write_text(
+        f"""apiVersion: gatectl.io/v1alpha1
+kind: ReleaseGate
+metadata: {{name: {name}}}
+spec:
+  canary_traffic: 0.05
+  steps: [0.05, 0.25, 1.0]
+  promotion_window: {WINDOW:g}s
+  evaluation_interval: 1s
+  min_samples: 10
+  success_criteria:
+    exception_rate: "<= 0.04"
+    critical_regressions: "== 0"
+  rollback_trigger:
+    - exception_rate > 0.06
+    - critical_regressions > 0
+    - reviewer_queue_sla_breach == true
+  traffic: {{kind: file, path: "{traffic}"}}
+{extra}""",
+        encoding="utf-8",
+    )
+    return traffic
+
+
+@dataclass
+class Controller:
+    """A ``gatectl run`` process in file mode."""
+
+    policies: Path
+    state: Path
+    url: str
+    metrics_port: int = field(default_factory=_free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Controller:
+        log = open(self.state.with_suffix(f".{self.metrics_port}.log"), "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gatectl",
+                "run",
+                "--policies",
+                str(self.policies),
+                "--state-file",
+                str(self.state),
+                "--prometheus-url",
+                self.url,
+                "--tick",
+                "0.2",
+                "--metrics-address",
+                f"127.0.0.1:{self.metrics_port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=15)
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.read().decode())
+
+
+def read_status(state: Path, name: str) -> dict[str, Any]:
+    try:
+        data = json.loads(state.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return dict((data.get("gates", {}).get(f"default/{name}") or {}).get("status") or {})
+
+
+def done(state: Path, name: str) -> bool:
+    """At 100 %, committed (no pending step)."""
+    status = read_status(state, name)
+    return status.get("step") == 3 and "pending" not in status
+
+
+def read_share(traffic: Path) -> float | None:
+    try:
+        return float(json.loads(traffic.read_text(encoding="utf-8"))["share"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+
+
+class Audit:
+    """Polls status and traffic every 50 ms; records every (step, share, stepStartedAt) seen."""
+
+    def __init__(self, state: Path, name: str, traffic: Path) -> None:
+        self.state, self.name, self.traffic = state, name, traffic
+        self.steps: list[tuple[int, float, str]] = []
+        self.shares: list[float] = []
+        self.torn_reads = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Audit:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            if self.state.exists():
+                try:
+                    json.loads(self.state.read_text(encoding="utf-8"))
+                except json.JSONDecodeError:
+                    self.torn_reads += 1
+            status = read_status(self.state, self.name)
+            if status:
+                seen = (int(status["step"]), float(status["share"]), str(status["stepStartedAt"]))
+                if not self.steps or self.steps[-1] != seen:
+                    self.steps.append(seen)
+            share = read_share(self.traffic)
+            if share is not None and (not self.shares or self.shares[-1] != share):
+                self.shares.append(share)
+
+    def assert_orderly(self) -> None:
+        """Steps go 1, 2, 3 once each, each no earlier than the window after the previous."""
+        assert self.torn_reads == 0
+        assert [s for s, _, _ in self.steps] == sorted({s for s, _, _ in self.steps})
+        starts = [datetime.fromisoformat(t.replace("Z", "+00:00")) for _, _, t in self.steps]
+        for before, after in itertools.pairwise(starts):
+            assert (after - before).total_seconds() >= WINDOW, self.steps
+        assert all(b > a for a, b in itertools.pairwise(self.shares)), self.shares
+
+
+def test_gate_walks_every_step_only_after_each_window(
+    prometheus: LocalPrometheus, tmp_path: Path
+) -> None:
+    traffic = write_policy(tmp_path / "policies", "walk")
+    state = tmp_path / "state.json"
+    controller = Controller(tmp_path / "policies", state, prometheus.url).start()
+    try:
+        with Audit(state, "walk", traffic) as audit:
+            _wait(
+                lambda: done(state, "walk"),
+                timeout=60,
+                what="the gate to reach 100 %",
+            )
+            _wait(lambda: read_share(traffic) == 1.0, timeout=5, what="traffic at 100 %")
+        assert [s for s, _, _ in audit.steps] == [1, 2, 3]
+        assert audit.shares == [0.05, 0.25, 1.0]
+        audit.assert_orderly()
+        status = read_status(state, "walk")
+        assert [h["action"] for h in status["history"]].count("promote") >= 2
+        metrics = controller.metrics()
+        assert (
+            'gatectl_gate_canary_share{gate="walk",namespace="default",workflow="walk"} 1.0'
+            in metrics
+        )
+        assert "gatectl_leader 1.0" in metrics
+    finally:
+        controller.terminate()
+    assert controller.process is not None
+    assert controller.process.returncode == 0
+
+
+def test_regression_falls_back_sticks_and_reset_restarts(
+    prometheus: LocalPrometheus, live: LiveWorkflows, tmp_path: Path
+) -> None:
+    traffic = write_policy(tmp_path / "policies", "regress")
+    state = tmp_path / "state.json"
+    controller = Controller(tmp_path / "policies", state, prometheus.url).start()
+    try:
+        _wait(lambda: read_status(state, "regress").get("step") == 2, timeout=60, what="step 2")
+
+        def regressing() -> bool:
+            # Regressions keep coming (a counter jump before a window's first scrape is not
+            # in that window's increase(), so one lone increment can slip between steps).
+            live.regression("regress")
+            return read_status(state, "regress").get("phase") == "FallenBack"
+
+        _wait(
+            regressing,
+            timeout=20,
+            what="the fallback",
+        )
+        assert read_share(traffic) == 0.0
+        status = read_status(state, "regress")
+        assert status["fallenBack"] is True
+        assert "critical_regressions > 0" in status["message"]
+        time.sleep(WINDOW + 3)  # the regression has left the window: still fallen back
+        assert read_status(state, "regress")["share"] == 0.0
+        reset = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gatectl",
+                "reset",
+                "regress",
+                "--state-file",
+                str(state),
+                "--by",
+                "alice",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert reset.returncode == 0, reset.stderr
+        _wait(
+            lambda: read_status(state, "regress").get("fallenBack") is False,
+            timeout=10,
+            what="the reset",
+        )
+        assert read_status(state, "regress")["step"] >= 1
+        assert any(
+            h["action"] == "reset" and h["by"] == "alice"
+            for h in read_status(state, "regress")["history"]
+        )
+    finally:
+        controller.terminate()
+
+
+def test_prometheus_outage_holds_every_gate_and_promotes_none(
+    prometheus: LocalPrometheus, tmp_path: Path
+) -> None:
+    policies = tmp_path / "policies"
+    write_policy(policies, "outage-a")
+    write_policy(policies, "outage-b", extra="  on_no_data: hold\n")
+    state = tmp_path / "state.json"
+    controller = Controller(policies, state, prometheus.url).start()
+    try:
+        _wait(
+            lambda: (
+                read_status(state, "outage-a").get("step") == 1
+                and read_status(state, "outage-b").get("step") == 1
+            ),
+            timeout=30,
+            what="both gates",
+        )
+        prometheus.stop()
+        before = {n: read_status(state, n)["step"] for n in ("outage-a", "outage-b")}
+        time.sleep(3 * WINDOW)
+        for name in ("outage-a", "outage-b"):
+            status = read_status(state, name)
+            assert status["step"] == before[name]
+            assert status["inconclusiveCount"] >= 3
+            assert "no data" in status["message"]
+    finally:
+        prometheus.start()
+        _wait(lambda: _has_data(prometheus.url), timeout=30, what="Prometheus back")
+    try:
+        _wait(
+            lambda: done(state, "outage-a"),
+            timeout=60,
+            what="progress after the outage",
+        )
+    finally:
+        controller.terminate()
+
+
+def test_sigkill_at_random_points_never_double_steps_or_promotes_early(
+    prometheus: LocalPrometheus, tmp_path: Path
+) -> None:
+    traffic = write_policy(tmp_path / "policies", "chaos")
+    state = tmp_path / "state.json"
+    rng = random.Random(20261122)
+    kills = 0
+    with Audit(state, "chaos", traffic) as audit:
+        deadline = time.monotonic() + 90
+        while not done(state, "chaos"):
+            assert time.monotonic() < deadline, f"no completion after {kills} kills: {audit.steps}"
+            controller = Controller(tmp_path / "policies", state, prometheus.url).start()
+            time.sleep(rng.uniform(0.3, 2.5))
+            controller.kill()
+            kills += 1
+        time.sleep(0.3)
+    assert kills >= 5
+    assert [s for s, _, _ in audit.steps if s > 0] == [1, 2, 3]
+    audit.assert_orderly()
+    assert read_status(state, "chaos").get("pending") is None
+    assert read_share(traffic) == 1.0
+
+
+def test_two_controllers_only_the_lock_holder_acts(
+    prometheus: LocalPrometheus, tmp_path: Path
+) -> None:
+    traffic = write_policy(tmp_path / "policies", "leader")
+    state = tmp_path / "state.json"
+    first = Controller(tmp_path / "policies", state, prometheus.url).start()
+    _wait(
+        lambda: read_status(state, "leader").get("step") == 1, timeout=20, what="first controller"
+    )
+    second = Controller(tmp_path / "policies", state, prometheus.url).start()
+    try:
+        _wait(lambda: _metric_ok(second), timeout=20, what="second controller's /metrics")
+        assert "gatectl_leader 0.0" in second.metrics()
+        assert "gatectl_leader 1.0" in first.metrics()
+        assert "gatectl_gate_canary_share{" not in second.metrics()
+        first.kill()
+        _wait(lambda: "gatectl_leader 1.0" in second.metrics(), timeout=10, what="takeover")
+        _wait(
+            lambda: done(state, "leader"),
+            timeout=60,
+            what="promotion by the second controller",
+        )
+        assert read_share(traffic) == 1.0
+    finally:
+        first.kill()
+        second.terminate()
+
+
+def _metric_ok(controller: Controller) -> bool:
+    try:
+        controller.metrics()
+    except OSError:
+        return False
+    return True
+
+
+def test_approval_waits_for_gatectl_approve(prometheus: LocalPrometheus, tmp_path: Path) -> None:
+    traffic = write_policy(
+        tmp_path / "policies",
+        "approve",
+        extra="  owner: team-ops\n  approval: {required_above: 0.2}\n",
+    )
+    state = tmp_path / "state.json"
+    controller = Controller(tmp_path / "policies", state, prometheus.url).start()
+    try:
+        _wait(
+            lambda: read_status(state, "approve").get("phase") == "AwaitingApproval",
+            timeout=40,
+            what="AwaitingApproval",
+        )
+        time.sleep(WINDOW)
+        assert read_status(state, "approve")["share"] == 0.05
+        listed = subprocess.run(
+            [sys.executable, "-m", "gatectl", "status", "--state-file", str(state)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "approve" in listed.stdout
+        assert "AwaitingApproval" in listed.stdout
+        approved = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gatectl",
+                "approve",
+                "approve",
+                "--state-file",
+                str(state),
+                "--by",
+                "bob",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert approved.returncode == 0, approved.stderr
+        _wait(
+            lambda: read_status(state, "approve").get("share") == 0.25,
+            timeout=15,
+            what="promotion after approval",
+        )
+        history = read_status(state, "approve")["history"]
+        assert any(h["action"] == "approved" and h["by"] == "bob" for h in history)
+        assert read_share(traffic) in (0.25, 1.0)
+    finally:
+        controller.terminate()
