@@ -242,3 +242,16 @@ def test_delete_with_stale_precondition_conflicts(
     with pytest.raises(ConflictError):
         configmaps.delete("del", namespace=ns, resource_version=stale)
     configmaps.delete("del", namespace=ns)
+
+
+def test_finalizers_hold_deletion_until_removed(kube_api: KubeTarget, gates: Resources) -> None:
+    ns = kube_api.namespace
+    body = releasegate("final")
+    body["metadata"]["finalizers"] = ["gatectl.io/traffic"]
+    gates.create(body, namespace=ns)
+    gates.delete("final", namespace=ns)
+    marked = gates.get("final", namespace=ns)
+    assert marked["metadata"]["deletionTimestamp"]
+    gates.patch("final", {"metadata": {"finalizers": None}}, namespace=ns)
+    with pytest.raises(NotFoundError):
+        gates.get("final", namespace=ns)

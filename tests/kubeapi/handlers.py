@@ -224,7 +224,9 @@ def _wait_for_events(store: Store, last: int, *, timeout: float) -> tuple[list[W
         return events, max(last, store.rv)
 
 
-def _watch_line(event: WatchEvent, route: Route, match: Callable[[Obj], bool]) -> Obj | None:
+def _watch_line(
+    event: WatchEvent, route: Route, match: Callable[[Mapping[str, Any]], bool]
+) -> Obj | None:
     rtype = route.rtype
     if (event.rtype.group, event.rtype.plural) != (rtype.group, rtype.plural):
         return None
@@ -243,7 +245,7 @@ def _watch_line(event: WatchEvent, route: Route, match: Callable[[Obj], bool]) -
 # -- helpers -----------------------------------------------------------------------
 
 
-def _selectors(query: Mapping[str, str]) -> Callable[[Obj], bool]:
+def _selectors(query: Mapping[str, str]) -> Callable[[Mapping[str, Any]], bool]:
     try:
         labels = parse_label_selector(query.get("labelSelector"))
         fields = parse_field_selector(query.get("fieldSelector"))

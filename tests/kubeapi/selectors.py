@@ -86,7 +86,7 @@ def parse_field_selector(text: str | None) -> Matcher:
         def check(
             obj: Mapping[str, Any], attr: str = attr, op: str = op, value: str = value
         ) -> bool:
-            actual = (obj.get("metadata") or {}).get(attr, "")
+            actual = str((obj.get("metadata") or {}).get(attr, ""))
             return (actual != value) if op == "!=" else (actual == value)
 
         checks.append(check)

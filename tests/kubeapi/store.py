@@ -10,11 +10,14 @@ stale ``metadata.resourceVersion`` on an update or in a patch -> 409;
 with a status subresource, main-resource writes keep the stored ``status``
 and status writes keep everything else; ``generation`` moves only when the
 spec (everything but metadata and status) changes; an update that changes
-nothing is a no-op (same resourceVersion, no watch event).
+nothing is a no-op (same resourceVersion, no watch event); an object with
+finalizers is only marked (``deletionTimestamp``) by a delete and goes once
+an update removes its last finalizer.
 """
 
 from __future__ import annotations
 
+import builtins
 import copy
 import re
 import secrets
@@ -132,7 +135,7 @@ class Store:
             ]
             return items, self.rv
 
-    def events_after(self, rv: int) -> list[WatchEvent]:
+    def events_after(self, rv: int) -> builtins.list[WatchEvent]:
         """History newer than ``rv``; raises 410 when part of it was compacted away."""
         with self.cond:
             if rv < self.compacted_rv:
@@ -252,8 +255,15 @@ class Store:
                     f"UID in object meta: {old['metadata']['uid']}",
                 )
             key = self._key(rtype, namespace, name)
-            gone = copy.deepcopy(old)
-            return self._commit(rtype, key, "DELETED", gone, old)
+            if old["metadata"].get("finalizers"):
+                if old["metadata"].get("deletionTimestamp"):
+                    return copy.deepcopy(old)
+                marked = copy.deepcopy(old)
+                marked["metadata"].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=0)
+                if rtype.has_generation:
+                    marked["metadata"]["generation"] = int(old["metadata"].get("generation", 0)) + 1
+                return self._commit(rtype, key, "MODIFIED", marked, old)
+            return self._commit(rtype, key, "DELETED", copy.deepcopy(old), old)
 
     def compact(self) -> int:
         """Forget all history: a watch from any older resourceVersion now gets 410."""
@@ -351,7 +361,8 @@ class Store:
             if "status" in old:
                 new["status"] = copy.deepcopy(old["status"])
         meta = new.setdefault("metadata", {})
-        for fixed in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+        fixed_fields = ("name", "namespace", "uid", "creationTimestamp", "generation")
+        for fixed in (*fixed_fields, "deletionTimestamp", "deletionGracePeriodSeconds"):
             if fixed in old["metadata"]:
                 meta[fixed] = old["metadata"][fixed]
             else:
@@ -368,6 +379,8 @@ class Store:
         if rtype.plural == "customresourcedefinitions":
             self._register_crd(new)
         key = self._key(rtype, meta.get("namespace"), meta["name"])
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._commit(rtype, key, "DELETED", new, old)  # last finalizer removed
         return self._commit(rtype, key, "MODIFIED", new, old)
 
     def _commit(
