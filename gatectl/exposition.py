@@ -243,7 +243,7 @@ class Recorder:
         )
         self.evaluation_duration = Histogram(
             "gatectl_evaluation_duration_seconds",
-            "Wall time of one evaluation of one gate (observe, decide, act, persist).",
+            "Wall time of one evaluation pass over every gate due (observe, decide, act, persist).",
             buckets=_EVALUATION_BUCKETS,
             registry=reg,
         )
@@ -340,7 +340,7 @@ class Recorder:
         self.query_duration.labels(outcome=outcome).observe(seconds)
 
     def observe_evaluation(self, seconds: float) -> None:
-        """Record the wall time of one gate's evaluation."""
+        """Record the wall time of one evaluation pass (queries are batched across gates)."""
         self.evaluation_duration.observe(seconds)
 
     def set_leader(self, leader: bool) -> None:
