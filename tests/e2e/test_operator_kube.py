@@ -14,6 +14,9 @@ into the API server are skipped.
 from __future__ import annotations
 
 import itertools
+import json
+import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from e2e.kube_support import (
     ControllerProcess,
     apply_crd,
     free_port,
+    gatectl_cli,
     history_actions,
     jsonpath,
     promotion_gaps,
@@ -217,3 +221,378 @@ def test_gate_walks_every_step_with_status_configmap_and_printer_columns(
     missing = [c["name"] for c in columns if jsonpath(obj, c["jsonPath"]) is None]
     assert missing == [], f"printer columns with no value: {missing}"
     assert jsonpath(obj, ".status.lastDecision.action") == "promote"
+
+
+# -- falling back, on every kind of traffic ---------------------------------------------------
+
+
+def _route(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "gateway"}],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": "triage-ai", "port": 80, "weight": 0},
+                        {"name": "triage-rules", "port": 80, "weight": 100},
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def _deployment(name: str, replicas: int) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]},
+            },
+        },
+    }
+
+
+def _weights(api: Api, name: str) -> dict[str, int]:
+    route = api.routes.get(name, namespace=api.ns)
+    return {
+        ref["name"]: ref.get("weight")
+        for rule in route["spec"]["rules"]
+        for ref in rule["backendRefs"]
+    }
+
+
+def _replicas(api: Api, *names: str) -> tuple[int, ...]:
+    return tuple(api.deployments.get(n, namespace=api.ns)["spec"]["replicas"] for n in names)
+
+
+def test_regression_mid_step_falls_back_configmap_route_and_replicas_until_reset(
+    kube: KubeTarget, api: Api, live: LiveWorkflows, controller: ControllerProcess
+) -> None:
+    kube.require_crd("httproutes.gateway.networking.k8s.io")
+    api.routes.create(_route("triage"), namespace=api.ns)
+    api.deployments.create(_deployment("triage-canary", 0), namespace=api.ns)
+    api.deployments.create(_deployment("triage-stable", 4), namespace=api.ns)
+    # A longer window here, so that the regression lands well inside step 2: with
+    # one-second scrapes a counter bump right at a step's start can fall between
+    # the sample before the window and the first one inside it.
+    slow = "8s"
+    api.create(releasegate("regress", window=slow))
+    route_traffic = {
+        "kind": "httproute",
+        "name": "triage",
+        "ai_backend": "triage-ai",
+        "deterministic_backend": "triage-rules",
+    }
+    api.create(releasegate("route", workflow="regress", window=slow, traffic=route_traffic))
+    replica_traffic = {
+        "kind": "deployment",
+        "name": "triage-canary",
+        "stable_deployment": "triage-stable",
+        "total_replicas": 4,
+    }
+    api.create(releasegate("replicas", workflow="regress", window=slow, traffic=replica_traffic))
+    gates = ("regress", "route", "replicas")
+
+    def all_at_step_two() -> bool:
+        return all(api.status(g).get("step") == 2 and "pending" not in api.status(g) for g in gates)
+
+    wait_for(all_at_step_two, timeout=40, what="every gate at 0.25", context=controller.log)
+    assert api.configmap("gatectl-regress")["share"] == "0.25"
+    assert _weights(api, "triage") == {"triage-ai": 25, "triage-rules": 75}
+    assert _replicas(api, "triage-canary", "triage-stable") == (1, 3)
+
+    time.sleep(1.5)  # mid-step
+    live.regression("regress")
+    for gate in gates:
+        wait_for(
+            _phase(api, gate, "FallenBack"),
+            timeout=20,
+            what=f"{gate} fallen back",
+            context=lambda g=gate: json.dumps(api.status(g), indent=1)[-3000:] + controller.log(),
+        )
+    data = api.configmap("gatectl-regress")
+    assert (data["share"], data["share_mode"]) == ("0", "deterministic")
+    assert _weights(api, "triage") == {"triage-ai": 0, "triage-rules": 100}
+    assert _replicas(api, "triage-canary", "triage-stable") == (0, 4)
+    status = api.status("regress")
+    assert (status["step"], status["share"]) == (0, 0.0)
+    assert history_actions(status)[-1] == "fallback"
+    assert "critical_regressions" in " ".join(status["lastDecision"]["reasons"])
+
+    # Sticky: the regression is out of the window (it counts from the fallback), still 0.
+    time.sleep(2 * WINDOW)
+    for gate in gates:
+        later = api.status(gate)
+        assert (later["phase"], later["share"]) == ("FallenBack", 0.0), gate
+        assert "sticky" in later["message"], later["message"]
+    assert api.configmap("gatectl-regress")["share"] == "0"
+
+    done = gatectl_cli("reset", "regress", "--kubeconfig", kube.kubeconfig, "-n", api.ns)
+    assert done.returncode == 0, done.stderr
+    restarted = wait_for(
+        lambda: (s := api.status("regress")).get("step") == 1 and s,
+        timeout=15,
+        what="regress restarted at step 1",
+    )
+    assert restarted["share"] == 0.05
+    assert "reset" in history_actions(restarted)
+    wait_for(lambda: api.share("regress") == 0.05, timeout=10, what="ConfigMap back at 0.05")
+    assert api.status("route")["phase"] == "FallenBack", "a reset of one gate moved another"
+
+
+# -- humans in the loop -------------------------------------------------------------------------
+
+
+def test_approval_holds_until_gatectl_approve_and_pause_stops_promotion(
+    kube: KubeTarget, api: Api, controller: ControllerProcess
+) -> None:
+    cli = ("--kubeconfig", kube.kubeconfig, "-n", api.ns)
+    api.create(releasegate("approval", approval={"required_above": 0.2}, owner="team-triage"))
+    api.create(releasegate("paused"))
+    paused = gatectl_cli("pause", "paused", *cli)
+    assert paused.returncode == 0, paused.stderr
+
+    waiting = wait_for(
+        _phase(api, "approval", "AwaitingApproval"),
+        timeout=20,
+        what="approval awaiting approval",
+        context=controller.log,
+    )
+    assert (waiting["step"], waiting["share"]) == (1, 0.05)
+    time.sleep(WINDOW)
+    assert api.status("approval")["step"] == 1, "promoted past required_above without approval"
+    assert api.share("approval") == 0.05
+
+    listed = gatectl_cli("status", *cli)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[1]: line.split() for line in listed.stdout.splitlines()[1:]}
+    assert rows["approval"][4] == "AwaitingApproval"
+    assert rows["paused"][4] == "Paused"
+
+    approved = gatectl_cli("approve", "approval", "--by", "alice", *cli)
+    assert approved.returncode == 0, approved.stderr
+    status = wait_for(
+        lambda: (s := api.status("approval")).get("step") == 2 and "pending" not in s and s,
+        timeout=15,
+        what="approval promoted to step 2",
+    )
+    assert status["share"] == 0.25
+    approvals = [h for h in status["history"] if h["action"] == "approved"]
+    assert [(h["step"], h["by"]) for h in approvals] == [(2, "alice")]
+    assert api.share("approval") == 0.25
+
+    # Paused all along: window long past, still step 1, traffic untouched.
+    status = api.status("paused")
+    assert (status["phase"], status["step"], api.share("paused")) == ("Paused", 1, 0.05)
+    resumed = gatectl_cli("resume", "paused", *cli)
+    assert resumed.returncode == 0, resumed.stderr
+    wait_for(
+        lambda: api.status("paused").get("step") == 2,
+        timeout=15,
+        what="paused gate promoted after resume",
+    )
+
+
+# -- Prometheus goes away ---------------------------------------------------------------------
+
+
+def test_prometheus_stopped_holds_every_gate_and_restarted_they_continue(
+    kube: KubeTarget,
+    api: Api,
+    live: LiveWorkflows,
+    tmp_path: Path,
+) -> None:
+    found = find_binaries()
+    assert found is not None
+    own = LocalPrometheus(
+        tmp_path / "prometheus",
+        binary=found[0],
+        promtool=found[1],
+        scrape_targets=[live.target],
+        scrape_interval="1s",
+    )
+    own.start()
+    process = ControllerProcess(
+        kubeconfig=kube.kubeconfig,
+        namespace=api.ns,
+        prometheus_url=own.url,
+        log_path=tmp_path / "controller.log",
+    )
+    try:
+        _wait_for_scrapes(own.url)
+        api.create(releasegate("blind-a"))
+        api.create(releasegate("blind-b"))
+        process.start()
+        for gate in ("blind-a", "blind-b"):
+            wait_for(
+                lambda g=gate: api.status(g).get("step") == 2,
+                timeout=30,
+                what=f"{gate} at step 2",
+                context=process.log,
+            )
+        own.stop()
+        before = {g: api.status(g) for g in ("blind-a", "blind-b")}
+        time.sleep(2 * WINDOW + 1)
+        for gate, old in before.items():
+            now = api.status(gate)
+            assert (now["step"], now["share"]) == (old["step"], old["share"]), gate
+            assert now["stepStartedAt"] == old["stepStartedAt"], gate
+            assert now["phase"] == "Holding", gate
+            assert now["lastDecision"]["action"] == "hold", gate
+            assert history_actions(now).count("promote") == 1, gate
+            assert api.share(gate) == 0.25, gate
+        own.start()
+        for gate in ("blind-a", "blind-b"):
+            wait_for(
+                _phase(api, gate, "Promoted"),
+                timeout=40,
+                what=f"{gate} promoted after Prometheus came back",
+                context=process.log,
+            )
+    finally:
+        process.stop()
+        own.stop()
+
+
+# -- crashes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
+    kube: KubeTarget, api: Api, prometheus: str, tmp_path: Path
+) -> None:
+    steps = (0.05, 0.1, 0.25, 0.5, 1.0)
+    api.create(releasegate("crash", steps=steps))
+    auditor = Auditor(api.gates, api.configmaps, api.ns, "crash", "gatectl-crash").start()
+    rng = random.Random(20261122)
+    log = tmp_path / "controller.log"
+
+    def process() -> ControllerProcess:
+        return ControllerProcess(
+            kubeconfig=kube.kubeconfig, namespace=api.ns, prometheus_url=prometheus, log_path=log
+        )
+
+    kills = 0
+    try:
+        for _ in range(15):
+            running = process().start()
+            time.sleep(rng.uniform(0.3, 2.5))
+            running.kill()
+            kills += 1
+        final = process().start()
+        try:
+            status = wait_for(
+                _phase(api, "crash", "Promoted"),
+                timeout=60,
+                what="crash promoted after the kills",
+                context=final.log,
+            )
+        finally:
+            final.stop()
+    finally:
+        auditor.stop()
+    assert kills == 15
+    assert auditor.errors == []
+    assert (status["step"], status["share"]) == (5, 1.0)
+    assert [share for _, share in auditor.share_changes()] == list(steps)
+    starts = auditor.step_starts()
+    assert {step: len(seen) for step, seen in starts.items()} == dict.fromkeys(range(1, 6), 1), (
+        f"a step was started twice: {starts}"
+    )
+    assert history_actions(status).count("promote") == 4
+    gaps = promotion_gaps(status)
+    assert len(gaps) == 4
+    assert min(gaps) >= WINDOW, gaps
+    changes = auditor.share_changes()
+    assert all(b[0] - a[0] >= WINDOW - 0.3 for a, b in itertools.pairwise(changes)), changes
+
+
+# -- leader election --------------------------------------------------------------------------
+
+
+def _decisions_logged(process: ControllerProcess) -> int:
+    return process.log().count('"msg": "decision"')
+
+
+def _metric(process: ControllerProcess, name: str, **labels: str) -> float | None:
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    for line in process.get("/metrics").text.splitlines():
+        if line.startswith(name) and line[len(name)] in "{ " and all(w in line for w in wanted):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.mark.slow
+def test_two_controllers_only_the_leader_writes_and_the_other_takes_over(
+    kube: KubeTarget, api: Api, prometheus: str, tmp_path: Path
+) -> None:
+    def replica(identity: str) -> ControllerProcess:
+        return ControllerProcess(
+            kubeconfig=kube.kubeconfig,
+            namespace=api.ns,
+            prometheus_url=prometheus,
+            log_path=tmp_path / f"{identity}.log",
+            metrics_port=free_port(),
+            leader_elect=True,
+            identity=identity,
+        )
+
+    replicas = {name: replica(name).start() for name in ("alpha", "beta")}
+    try:
+        holder = wait_for(
+            lambda: _lease_holder(api),
+            timeout=20,
+            what="a Lease holder",
+            context=lambda: "\n".join(p.log() for p in replicas.values()),
+        )
+        leader, follower = replicas[holder], replicas[next(n for n in replicas if n != holder)]
+        api.create(releasegate("leader", steps=(0.05, 0.25, 0.5, 1.0)))
+        wait_for(lambda: api.status("leader").get("step") == 2, timeout=30, what="step 2")
+        wait_for(lambda: follower.get("/readyz").status_code == 200, timeout=10, what="ready")
+        assert _metric(leader, "gatectl_leader") == 1.0
+        assert _metric(follower, "gatectl_leader") == 0.0
+        assert _decisions_logged(leader) > 0
+        assert _decisions_logged(follower) == 0, "the follower decided"
+        assert _metric(follower, "gatectl_gate_canary_share", gate="leader") is None
+
+        leader.kill()
+        killed_at = time.monotonic()
+        wait_for(
+            lambda: _lease_holder(api) == follower.identity,
+            timeout=25,
+            what="the follower holding the Lease",
+            context=follower.log,
+        )
+        took = time.monotonic() - killed_at
+        assert took <= 15 + 2 + 1, f"takeover after {took:.1f}s (lease 15s, retry 2s)"
+        status = wait_for(
+            _phase(api, "leader", "Promoted"),
+            timeout=40,
+            what="leader gate promoted by the new leader",
+            context=follower.log,
+        )
+        assert _decisions_logged(follower) > 0
+        assert history_actions(status).count("promote") == 3
+        assert min(promotion_gaps(status)) >= WINDOW
+        assert _metric(follower, "gatectl_leader") == 1.0
+    finally:
+        for process in replicas.values():
+            process.stop()
+
+
+def _lease_holder(api: Api) -> str | None:
+    try:
+        lease = api.leases.get("gatectl-leader", namespace=api.ns)
+    except Exception:
+        return None
+    return (lease.get("spec") or {}).get("holderIdentity") or None
