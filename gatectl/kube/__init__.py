@@ -20,10 +20,13 @@ field_selector=None) -> ObjectList(items, resource_version)``,
 patch_type=None)`` (a dict is a merge patch, a list a JSON patch; a
 ``metadata.resourceVersion`` inside is a precondition), ``patch_status(...)``,
 ``delete(name, *, namespace, resource_version=None)``, ``watch(...)`` (raw
-events). Transient failures (429 with Retry-After, 5xx, connection errors)
-are retried on ``RetryPolicy.delays``, logged ``#2/5``; a 409 never is:
-re-read and decide again. Kinds provided: ``RELEASEGATES``, ``CONFIGMAPS``,
-``EVENTS``, ``LEASES``, ``DEPLOYMENTS``, ``HTTPROUTES``, ``NAMESPACES``, ``CRDS``.
+events), and ``update(name, mutate, *, namespace, status=False, attempts=5)``:
+read-modify-write that re-reads and calls ``mutate`` again on a 409.
+Transient failures (429 with Retry-After, 5xx, connection errors) are
+retried on ``RetryPolicy.delays``, logged ``#2/5``; a 409 never is blindly:
+re-read and decide again (``update`` does exactly that). Kinds provided:
+``RELEASEGATES``, ``CONFIGMAPS``, ``EVENTS``, ``LEASES``, ``DEPLOYMENTS``,
+``HTTPROUTES``, ``NAMESPACES``, ``CRDS``.
 
 ``Watcher(resources, *, namespace=None, label_selector=None,
 timeout_seconds=60)``: ``events(*, stop=None, max_iterations=None)`` yields

@@ -12,6 +12,7 @@ re-read the object and decide again.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -294,6 +295,46 @@ class Resources:
     ) -> Obj:
         """Patch the status subresource: only ``status`` changes."""
         return self._patch(name, patch, namespace=namespace, patch_type=patch_type, sub="status")
+
+    def update(
+        self,
+        name: str,
+        mutate: Callable[[Obj], Obj | None],
+        *,
+        namespace: str | None = None,
+        status: bool = False,
+        attempts: int = 5,
+    ) -> Obj:
+        """Read, ``mutate``, write back; on 409 read again and call ``mutate`` on the fresh copy.
+
+        ``mutate`` gets a copy of the current object and returns the object to
+        write, or None to write nothing (the current object is returned). With
+        ``status=True`` the write goes to the status subresource. Raises
+        ConflictError only when every one of ``attempts`` lost a race.
+        """
+        for attempt in range(1, attempts + 1):
+            current = self.get(name, namespace=namespace)
+            wanted = mutate(copy.deepcopy(current))
+            if wanted is None:
+                return current
+            wanted.setdefault("metadata", {})["resourceVersion"] = current["metadata"][
+                "resourceVersion"
+            ]
+            try:
+                if status:
+                    return self.replace_status(wanted, namespace=namespace)
+                return self.replace(wanted, namespace=namespace)
+            except ConflictError:
+                if attempt == attempts:
+                    raise
+                log.info(
+                    "update of %s %s conflicted; re-reading (#%d/%d)",
+                    self.kind.plural,
+                    name,
+                    attempt + 1,
+                    attempts,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def delete(
         self, name: str, *, namespace: str | None = None, resource_version: str | None = None

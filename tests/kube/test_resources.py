@@ -255,3 +255,31 @@ def test_finalizers_hold_deletion_until_removed(kube_api: KubeTarget, gates: Res
     gates.patch("final", {"metadata": {"finalizers": None}}, namespace=ns)
     with pytest.raises(NotFoundError):
         gates.get("final", namespace=ns)
+
+
+def test_update_rereads_and_reapplies_after_a_conflict(
+    kube_api: KubeTarget, gates: Resources
+) -> None:
+    ns = kube_api.namespace
+    gates.create(releasegate("racy"), namespace=ns)
+    seen_steps: list[object] = []
+
+    def bump_step(gate: dict[str, object]) -> dict[str, object]:
+        status = dict(gate.get("status") or {})  # type: ignore[call-overload]
+        seen_steps.append(status.get("step"))
+        if len(seen_steps) == 1:  # someone else writes between our read and our write
+            gates.patch_status("racy", {"status": {"step": 5}}, namespace=ns)
+        gate["status"] = {**status, "step": int(status.get("step") or 0) + 1}
+        return gate
+
+    updated = gates.update("racy", bump_step, namespace=ns, status=True)
+    assert seen_steps == [None, 5]
+    assert updated["status"] == {"step": 6}
+
+
+def test_update_writes_nothing_when_mutate_returns_none(
+    kube_api: KubeTarget, configmaps: Resources
+) -> None:
+    ns = kube_api.namespace
+    created = configmaps.create(configmap("same", a="1"), namespace=ns)
+    assert configmaps.update("same", lambda cm: None, namespace=ns) == created
