@@ -520,7 +520,8 @@ def run(args: argparse.Namespace) -> int:
     from gatectl.output import render_json
     from gatectl.policy import load_gates
 
-    span = _range(args, now=datetime.now(UTC))
+    # Whole seconds: relative times (-6h) then print as 2026-11-20T06:00:00Z.
+    span = _range(args, now=datetime.now(UTC).replace(microsecond=0))
     if args.plot:
         from gatectl import plot
 
