@@ -1,7 +1,8 @@
 """gatectl: a canary release gate for AI-enabled workflows.
 
 The public names below are loaded on first use, so that ``import gatectl``
-(and the CLI's start-up) stays cheap.
+(and the CLI's start-up) stays cheap. The decision function is
+``gatectl.decide.decide`` (a name that would clash with its module here).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ _EXPORTS = {
     "GateState": "gatectl.observations",
     "Observation": "gatectl.observations",
     "ObservationSet": "gatectl.observations",
-    "decide": "gatectl.decide",
     "Gate": "gatectl.policy",
     "GateSpec": "gatectl.policy",
     "load_gates": "gatectl.policy",
@@ -45,7 +45,6 @@ __all__ = [
     "QueryError",
     "UsageError",
     "__version__",
-    "decide",
     "load_gates",
     "load_policies",
 ]
