@@ -467,29 +467,45 @@ def test_prometheus_stopped_holds_every_gate_and_restarted_they_continue(
 # -- crashes ---------------------------------------------------------------------------------
 
 
+CRASH_WINDOW = 10.0
+"""The crash test's window: long enough that most of the kills land during the rollout
+(a controller takes two to three seconds to start here, most of it importing)."""
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
     kube: KubeTarget, api: Api, prometheus: str, tmp_path: Path
 ) -> None:
     steps = (0.05, 0.1, 0.25, 0.5, 1.0)
-    api.create(releasegate("crash", steps=steps))
+    api.create(releasegate("crash", steps=steps, window=f"{CRASH_WINDOW:g}s"))
     auditor = Auditor(api.gates, api.configmaps, api.ns, "crash", "gatectl-crash").start()
     rng = random.Random(20261122)
-    log = tmp_path / "controller.log"
 
-    def process() -> ControllerProcess:
+    def process(index: int) -> ControllerProcess:
         return ControllerProcess(
-            kubeconfig=kube.kubeconfig, namespace=api.ns, prometheus_url=prometheus, log_path=log
+            kubeconfig=kube.kubeconfig,
+            namespace=api.ns,
+            prometheus_url=prometheus,
+            log_path=tmp_path / f"controller-{index}.log",
         )
 
-    kills = 0
+    kills = during = 0
     try:
-        for _ in range(15):
-            running = process().start()
-            time.sleep(rng.uniform(0.3, 2.5))
+        for index in range(15):
+            running = process(index).start()
+            # Kill it while it works, not while Python imports: once it is running.
+            wait_for(
+                lambda p=running: "controller started" in p.log(),
+                timeout=30,
+                what="the controller running",
+                context=running.log,
+            )
+            time.sleep(rng.uniform(0.0, 1.5))
             running.kill()
             kills += 1
-        final = process().start()
+            if api.status("crash").get("share", 0.0) < 1.0:
+                during += 1
+        final = process(15).start()
         try:
             status = wait_for(
                 _phase(api, "crash", "Promoted"),
@@ -502,6 +518,7 @@ def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
     finally:
         auditor.stop()
     assert kills == 15
+    assert during >= 12, f"only {during} of the kills landed during the rollout"
     assert auditor.errors == []
     assert (status["step"], status["share"]) == (5, 1.0)
     assert [share for _, share in auditor.share_changes()] == list(steps)
@@ -512,9 +529,13 @@ def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
     assert history_actions(status).count("promote") == 4
     gaps = promotion_gaps(status)
     assert len(gaps) == 4
-    assert min(gaps) >= WINDOW, gaps
+    assert min(gaps) >= CRASH_WINDOW, gaps
+    # Traffic as the router saw it: each share held for the window. The slack covers
+    # the time between a tick's clock reading and its actuation (the Prometheus
+    # queries in between), see test_step_starts_when_traffic_moved_not_when_decided.
     changes = auditor.share_changes()
-    assert all(b[0] - a[0] >= WINDOW - 0.3 for a, b in itertools.pairwise(changes)), changes
+    held = [b[0] - a[0] for a, b in itertools.pairwise(changes)]
+    assert min(held) >= CRASH_WINDOW - 1.0, held
 
 
 # -- leader election --------------------------------------------------------------------------
