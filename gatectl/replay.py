@@ -23,7 +23,7 @@ import argparse
 import itertools
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -139,6 +139,7 @@ def replay_gate(
     started_at: datetime,
     observer: Observer,
     approve_all: bool = False,
+    query_window: Callable[[float], float] | None = None,
 ) -> Replay:
     """Step ``gate`` through the instants ``at`` as the controller would; pure but for ``observer``.
 
@@ -146,6 +147,9 @@ def replay_gate(
     instant runs the controller's transitions (``prepare``, ``gate_state``,
     ``decide``, ``apply_decision``) and commits a share change immediately.
     With ``approve_all`` every promotion that needs a human approval gets one.
+    ``query_window`` maps the window's seconds to the range the queries cover
+    (the controller rounds it down so that gates share batch queries); by
+    default the exact window, as ``gatectl evaluate`` queries it.
     """
     from gatectl.controller.state import (
         apply_decision,
@@ -170,7 +174,10 @@ def replay_gate(
         requests = _requests(status, approve_all=approve_all)
         status = prepare(status, gate, requests, now=moment)
         window = evaluation_window(spec, started_at=status.step_started_at, now=moment)
-        observations = observer(plan_gate(gate, window_seconds=window.query_seconds), at=moment)
+        seconds = window.query_seconds
+        if query_window is not None:
+            seconds = query_window(seconds)
+        observations = observer(plan_gate(gate, window_seconds=seconds), at=moment)
         decision = decide(spec, observations, gate_state(status, requests), now=moment)
         transition = apply_decision(status, decision, gate, now=moment)
         status = commit_pending(transition.status)
@@ -366,14 +373,17 @@ def replay_from_prometheus(
     started_at: datetime,
     url: str | None,
     approve_all: bool = False,
+    exact_windows: bool = False,
 ) -> Replay:
     """Replay ``gate`` reading a real Prometheus with ``time=`` each instant (one client, one loop).
 
     The URL is ``url``, else ``$GATECTL_PROMETHEUS_URL``, else the policy's.
-    A failed query is no data for that instant, as in the controller.
+    A failed query is no data for that instant, as in the controller. Query
+    windows are rounded as the controller rounds them, unless ``exact_windows``.
     """
     import asyncio
 
+    from gatectl.controller.reconcile import quantize_window
     from gatectl.observe import observe
     from gatectl.prometheus import PrometheusClient
 
@@ -385,7 +395,12 @@ def replay_from_prometheus(
 
         try:
             return replay_gate(
-                gate, at=at, started_at=started_at, observer=observer, approve_all=approve_all
+                gate,
+                at=at,
+                started_at=started_at,
+                observer=observer,
+                approve_all=approve_all,
+                query_window=None if exact_windows else quantize_window,
             )
         finally:
             runner.run(client.aclose())
@@ -448,6 +463,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         "--approve-all",
         action="store_true",
         help="grant every approval the policy asks for (default: hold awaiting approval)",
+    )
+    p.add_argument(
+        "--exact-windows",
+        action="store_true",
+        help="query the exact window, as gatectl evaluate does (default: rounded down as the"
+        " controller does to batch queries: whole minutes past 1h, 10 s past 5m)",
     )
     p.add_argument(
         "--output",
@@ -534,6 +555,7 @@ def run(args: argparse.Namespace) -> int:
             started_at=span.started_at,
             url=args.prometheus_url,
             approve_all=args.approve_all,
+            exact_windows=args.exact_windows,
         )
         for gate in gates
     ]

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from gatectl.cli import main
+from gatectl.controller.reconcile import quantize_window
 from gatectl.errors import UsageError
 from gatectl.observations import Action, Observation, ObservationSet
 from gatectl.observe import GatePlan
@@ -178,6 +179,28 @@ def test_queries_cover_the_window_since_the_step_start_capped_at_the_promotion_w
         (80, 30.0),
         (90, 30.0),
     ]
+
+
+@pytest.mark.parametrize(
+    ("query_window", "expected"),
+    [
+        pytest.param(None, 3930.0, id="exact-by-default-as-evaluate-queries"),
+        pytest.param(quantize_window, 3900.0, id="rounded-like-the-batching-controller"),
+    ],
+)
+def test_query_window_maps_the_window_to_the_queried_range(
+    query_window: Callable[[float], float] | None, expected: float
+) -> None:
+    history = FakeHistory()
+    replay_gate(
+        make_gate(promotion_window="2h"),
+        at=[minutes(0)],
+        started_at=minutes(-65.5),
+        observer=history,
+        query_window=query_window,
+    )
+
+    assert history.calls == [(minutes(0), expected)]
 
 
 @pytest.mark.parametrize(

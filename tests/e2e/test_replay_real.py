@@ -260,11 +260,23 @@ def test_several_gates_print_a_timeline_each_and_exit_with_the_worst(
     assert fell_line.startswith(f"  {rfc3339(SPIKE + timedelta(minutes=1))}  fallback  100% -> 0%")
 
 
+@pytest.mark.parametrize(
+    ("flags", "queried"),
+    [
+        pytest.param((), "[390s]", id="window-rounded-as-the-controller-does"),
+        pytest.param(("--exact-windows",), "[395s]", id="exact-windows-as-evaluate"),
+    ],
+)
 def test_a_step_begun_before_the_range_promotes_earlier(
-    prometheus_url: str, policies: Path, capsys: pytest.CaptureFixture[str]
+    prometheus_url: str,
+    policies: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: tuple[str, ...],
+    queried: str,
 ) -> None:
-    started = T0 - timedelta(minutes=6)
-    _, out = replay(
+    # The step began 6m35s before --from: 3m25s of its 10m window remain at T0.
+    started = T0 - timedelta(minutes=6, seconds=35)
+    code, out = replay(
         prometheus_url,
         policies / "replay-healthy.yaml",
         capsys,
@@ -272,14 +284,19 @@ def test_a_step_begun_before_the_range_promotes_earlier(
         rfc3339(started),
         "--output",
         "json",
+        *flags,
         end=T0 + timedelta(minutes=20),
     )
 
-    promotions = json.loads(out)["summary"]["promotions"]
-    assert [p["at"] for p in promotions] == [
+    assert code == 0
+    body = json.loads(out)
+    assert [p["at"] for p in body["summary"]["promotions"]] == [
         rfc3339(T0 + timedelta(minutes=4)),
         rfc3339(T0 + timedelta(minutes=14)),
     ]
+    first = body["evaluations"][0]
+    assert first["window"]["elapsed_seconds"] == 395.0
+    assert queried in first["criteria"][0]["query"]["numerator"]
 
 
 def test_plot_of_a_real_replay_is_written(
