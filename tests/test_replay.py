@@ -9,6 +9,7 @@ elapses, when a spike crosses the trigger, when a no-data streak exhausts
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -667,3 +668,19 @@ def test_write_plot_draws_the_file_in_the_format_of_its_suffix(
         text = path.read_text(encoding="utf-8")
         assert "gatectl replay: triage (workflow triage)" in text
         assert "trigger exception_rate &gt; 0.06" in text
+
+
+def test_matplotlib_is_imported_only_when_a_plot_is_drawn() -> None:
+    # A fresh interpreter: this test process may have imported matplotlib already.
+    script = (
+        "import sys\n"
+        "from gatectl.cli import build_parser\n"
+        "from gatectl import plot, replay\n"
+        "build_parser().parse_args(['replay', 'p.yaml', '--from=-1h', '--to', 'now'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    assert done.stdout == "[]\n"
