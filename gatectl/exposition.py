@@ -7,32 +7,47 @@ dashboard use are all written down here, once (docs/metrics.md lists them).
 
 Design notes:
 
-- Decision and phase are *state sets* (``prometheus_client.Enum``: one series
-  per state, the current one 1), never a number that encodes an enum.
+- Decision and phase are *state sets* (one series per state, the current one
+  1), never a number that encodes an enum.
 - Label sets are initialised up front: when a gate first appears, its
   ``gatectl_evaluations_total`` and ``gatectl_evaluation_errors_total`` exist
   at 0 for every decision and reason, so ``increase()`` sees the first event.
 - Per-check series (value, bounds, threshold, pass/fail, no data, fired) follow
-  the gate's current spec: a check that disappears from the spec, or a value
-  that turns into *no data*, has its series removed rather than left stale.
-- Durations carry no per-gate label: a controller evaluates 10,000 gates and a
-  histogram per gate would be 10,000 x buckets series.
+  the gate's latest evidence: a check that leaves the spec, or a value that
+  turns into *no data*, loses its series instead of leaving it stale.
+- Durations carry no per-gate label: a histogram per gate would be 10,000
+  gates x buckets series.
+- Scale: 10,000 gates are about 500,000 per-gate series. Per-gate series are
+  therefore not prometheus_client metric objects: each gate's samples are kept
+  as plain values and rendered to exposition text once, when the gate is
+  recorded, so a scrape only joins cached bytes. The same values are also
+  served through a regular ``Collector``, so ``registry.get_sample_value`` and
+  any other consumer of the registry see exactly the same series.
 - Every metric lives in the recorder's own ``CollectorRegistry`` (a fresh one
   by default), never the process-global one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import platform
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    StateSetMetricFamily,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from gatectl.observations import Action, CheckResult, Decision
 from gatectl.policy import Gate
@@ -76,29 +91,161 @@ QUERY_OUTCOMES: tuple[str, ...] = ("success", "error", "timeout")
 ``timeout``: the query's deadline passed.
 """
 
-_GATE_LABELS = ("namespace", "gate", "workflow")
+GATE_LABELS = ("namespace", "gate", "workflow")
 
-_EVALUATION_BUCKETS = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
+_EVALUATION_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+_EVALUATION_BUCKETS += (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-_Series = tuple[str, ...]
-_GateKey = tuple[str, str]
+_Ids = tuple[str, str, str]
+_Extra = tuple[str, ...]
+_Samples = dict[_Extra, float]
+
+
+@dataclass(frozen=True)
+class _Family:
+    """One per-gate metric family: name, type, help and the labels past namespace/gate/workflow."""
+
+    name: str
+    kind: str  # gauge | counter | stateset
+    help: str
+    extra: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+
+    @cached_property
+    def label_order(self) -> tuple[int, ...]:
+        """Positions of (gate labels + extra) values in label-name order, as prometheus_client."""
+        names = (*GATE_LABELS, *self.extra)
+        return tuple(sorted(range(len(names)), key=names.__getitem__))
+
+    def header(self, *, openmetrics: bool) -> bytes:
+        counter = openmetrics and self.kind == "counter"
+        name = self.name.removesuffix("_total") if counter else self.name
+        kind = "gauge" if self.kind == "stateset" and not openmetrics else self.kind
+        doc = self.help.replace("\\", r"\\").replace("\n", r"\n")
+        return f"# HELP {name} {doc}\n# TYPE {name} {kind}\n".encode()
+
+
+_F = _Family
+_DECISION = _F(
+    "gatectl_gate_decision",
+    "stateset",
+    "The gate's latest decision (state set: the current decision is 1).",
+    ("gatectl_gate_decision",),
+    DECISIONS,
+)
+_PHASE = _F(
+    "gatectl_gate_phase",
+    "stateset",
+    "The gate's phase (state set: the current phase is 1).",
+    ("gatectl_gate_phase",),
+    PHASES,
+)
+_SHARE = _F(
+    "gatectl_gate_canary_share",
+    "gauge",
+    "Share of the workflow's traffic on the AI path after the latest decision (0..1).",
+)
+_STEP = _F(
+    "gatectl_gate_step",
+    "gauge",
+    "Index of the gate's current step (0 = first); -1 on the deterministic path.",
+)
+_SAMPLES = _F(
+    "gatectl_gate_samples",
+    "gauge",
+    "Canary requests counted in the evaluation window (absent while unknown).",
+)
+_WINDOW = _F(
+    "gatectl_gate_window_remaining_seconds",
+    "gauge",
+    "Time until the current step's promotion window has elapsed (0 once it has).",
+)
+_INCONCLUSIVE = _F(
+    "gatectl_gate_inconclusive_evaluations",
+    "gauge",
+    "Inconclusive (no data) evaluations in a row, the latest included.",
+)
+_LAST = _F(
+    "gatectl_gate_last_evaluation_timestamp_seconds",
+    "gauge",
+    "Unix time the gate was last evaluated (the decision's evaluated_at).",
+)
+_VALUE = _F(
+    "gatectl_gate_metric_value",
+    "gauge",
+    "Latest value of each metric a gate checks (booleans as 1/0; absent on no data).",
+    ("metric",),
+)
+_LOWER = _F(
+    "gatectl_gate_metric_lower_bound",
+    "gauge",
+    "Lower confidence bound of a rate metric (only when the gate computes bounds).",
+    ("metric",),
+)
+_UPPER = _F(
+    "gatectl_gate_metric_upper_bound",
+    "gauge",
+    "Upper confidence bound of a rate metric (only when the gate computes bounds).",
+    ("metric",),
+)
+_THRESHOLD = _F(
+    "gatectl_gate_threshold",
+    "gauge",
+    "The value a criterion or trigger compares its metric against (booleans as 1/0).",
+    ("metric", "check", "condition"),
+)
+_PASSING = _F(
+    "gatectl_gate_criterion_passing",
+    "gauge",
+    "1 when a criterion passes, 0 when it fails or is undecided; absent on no data.",
+    ("metric",),
+)
+_NO_DATA = _F(
+    "gatectl_gate_check_no_data",
+    "gauge",
+    "1 when a criterion or trigger had no data at the latest evaluation, else 0.",
+    ("metric", "check"),
+)
+_FIRED = _F(
+    "gatectl_gate_trigger_fired",
+    "gauge",
+    "1 when a rollback trigger fired at the latest evaluation, else 0.",
+    ("trigger",),
+)
+_EVALUATIONS = _F(
+    "gatectl_evaluations_total",
+    "counter",
+    "Evaluations of a gate, by the decision taken.",
+    ("decision",),
+)
+_ERRORS = _F(
+    "gatectl_evaluation_errors_total",
+    "counter",
+    "Evaluations of a gate that went wrong, by reason.",
+    ("reason",),
+)
+
+GATE_FAMILIES: tuple[_Family, ...] = (
+    _DECISION,
+    _PHASE,
+    _SHARE,
+    _STEP,
+    _SAMPLES,
+    _WINDOW,
+    _INCONCLUSIVE,
+    _LAST,
+    _VALUE,
+    _LOWER,
+    _UPPER,
+    _THRESHOLD,
+    _PASSING,
+    _NO_DATA,
+    _FIRED,
+    _EVALUATIONS,
+    _ERRORS,
+)
+_CHECK_FAMILIES = (_VALUE, _LOWER, _UPPER, _THRESHOLD, _PASSING, _NO_DATA, _FIRED)
 
 
 def _version() -> str:
@@ -109,11 +256,81 @@ def _version() -> str:
 
 
 def _number(value: float | bool | None) -> float | None:
-    """A gauge value for a check's value or threshold; ``None`` when there is none."""
+    """A sample value for a check's value or threshold; ``None`` when there is none."""
     if value is None:
         return None
     number = float(value)
     return None if math.isnan(number) else number
+
+
+def _go_float(value: float) -> str:
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+@dataclass
+class _GateRecord:
+    """One gate's samples by family, and their exposition text, rendered when they change."""
+
+    ids: _Ids
+    samples: dict[str, _Samples] = field(default_factory=dict)
+    text: dict[str, bytes] = field(default_factory=dict)
+
+    def render(self) -> None:
+        """Render every family's sample lines exactly as prometheus_client would."""
+        text: dict[str, bytes] = {}
+        for family in GATE_FAMILIES:
+            samples = self.samples.get(family.name)
+            if not samples:
+                continue
+            names = (*GATE_LABELS, *family.extra)
+            lines = []
+            for extra, number in samples.items():
+                values = (*self.ids, *extra)
+                labels = ",".join(f'{names[i]}="{_escape(values[i])}"' for i in family.label_order)
+                lines.append(f"{family.name}{{{labels}}} {_go_float(number)}\n")
+            text[family.name] = "".join(lines).encode()
+        self.text = text
+
+
+class _GateCollector(Collector):
+    """Serves the per-gate records to the registry (``get_sample_value``, any other reader)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        self.muted = threading.local()
+
+    def collect(self) -> Iterator[Metric]:
+        if getattr(self.muted, "on", False):
+            return  # Recorder.exposition() renders these itself, from the cached text
+        records = self._recorder._snapshot()
+        for family in GATE_FAMILIES:
+            yield _metric_family(family, records)
+
+
+def _metric_family(family: _Family, records: list[_GateRecord]) -> Metric:
+    labels = [*GATE_LABELS, *family.extra]
+    metric: Metric
+    if family.kind == "stateset":
+        metric = StateSetMetricFamily(family.name, family.help, labels=list(GATE_LABELS))
+        for record in records:
+            samples = record.samples.get(family.name)
+            if samples:
+                states = {extra[0]: bool(value) for extra, value in samples.items()}
+                metric.add_metric(list(record.ids), states)
+        return metric
+    if family.kind == "counter":
+        metric = CounterMetricFamily(family.name, family.help, labels=labels)
+    else:
+        metric = GaugeMetricFamily(family.name, family.help, labels=labels)
+    for record in records:
+        for extra, value in record.samples.get(family.name, {}).items():
+            metric.add_metric([*record.ids, *extra], value)
+    return metric
 
 
 class Recorder:
@@ -125,9 +342,10 @@ class Recorder:
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._lock = threading.Lock()
-        self._gates: dict[_GateKey, _GateSeries] = {}
+        self._gates: dict[tuple[str, str], _GateRecord] = {}
+        self._collector = _GateCollector(self)
         reg = self.registry
-        gate = _GATE_LABELS
+        reg.register(self._collector)
 
         self.build_info = Gauge(
             "gatectl_build_info",
@@ -136,111 +354,6 @@ class Recorder:
             registry=reg,
         )
         self.build_info.labels(version=_version(), python_version=platform.python_version()).set(1)
-
-        self.decision = Enum(
-            "gatectl_gate_decision",
-            "The gate's latest decision (state set: the current decision is 1).",
-            gate,
-            states=list(DECISIONS),
-            registry=reg,
-        )
-        self.phase = Enum(
-            "gatectl_gate_phase",
-            "The gate's phase (state set: the current phase is 1).",
-            gate,
-            states=list(PHASES),
-            registry=reg,
-        )
-        self.canary_share = Gauge(
-            "gatectl_gate_canary_share",
-            "Share of the workflow's traffic on the AI path after the latest decision (0..1).",
-            gate,
-            registry=reg,
-        )
-        self.step = Gauge(
-            "gatectl_gate_step",
-            "Index of the gate's current step (0 = first); -1 on the deterministic path.",
-            gate,
-            registry=reg,
-        )
-        self.samples = Gauge(
-            "gatectl_gate_samples",
-            "Canary requests counted in the evaluation window (absent while unknown).",
-            gate,
-            registry=reg,
-        )
-        self.window_remaining = Gauge(
-            "gatectl_gate_window_remaining_seconds",
-            "Time until the current step's promotion window has elapsed (0 once it has).",
-            gate,
-            registry=reg,
-        )
-        self.inconclusive = Gauge(
-            "gatectl_gate_inconclusive_evaluations",
-            "Inconclusive (no data) evaluations in a row, the latest included.",
-            gate,
-            registry=reg,
-        )
-        self.last_evaluation = Gauge(
-            "gatectl_gate_last_evaluation_timestamp_seconds",
-            "Unix time the gate was last evaluated (the decision's evaluated_at).",
-            gate,
-            registry=reg,
-        )
-        self.metric_value = Gauge(
-            "gatectl_gate_metric_value",
-            "Latest value of each metric a gate checks (booleans as 1/0; absent on no data).",
-            [*gate, "metric"],
-            registry=reg,
-        )
-        self.lower_bound = Gauge(
-            "gatectl_gate_metric_lower_bound",
-            "Lower confidence bound of a rate metric (only when the gate computes bounds).",
-            [*gate, "metric"],
-            registry=reg,
-        )
-        self.upper_bound = Gauge(
-            "gatectl_gate_metric_upper_bound",
-            "Upper confidence bound of a rate metric (only when the gate computes bounds).",
-            [*gate, "metric"],
-            registry=reg,
-        )
-        self.threshold = Gauge(
-            "gatectl_gate_threshold",
-            "The value a criterion or trigger compares its metric against (booleans as 1/0).",
-            [*gate, "metric", "check", "condition"],
-            registry=reg,
-        )
-        self.criterion_passing = Gauge(
-            "gatectl_gate_criterion_passing",
-            "1 when a criterion passes, 0 when it fails or is undecided; absent on no data.",
-            [*gate, "metric"],
-            registry=reg,
-        )
-        self.check_no_data = Gauge(
-            "gatectl_gate_check_no_data",
-            "1 when a criterion or trigger had no data at the latest evaluation, else 0.",
-            [*gate, "metric", "check"],
-            registry=reg,
-        )
-        self.trigger_fired = Gauge(
-            "gatectl_gate_trigger_fired",
-            "1 when a rollback trigger fired at the latest evaluation, else 0.",
-            [*gate, "trigger"],
-            registry=reg,
-        )
-        self.evaluations = Counter(
-            "gatectl_evaluations_total",
-            "Evaluations of a gate, by the decision taken.",
-            [*gate, "decision"],
-            registry=reg,
-        )
-        self.errors = Counter(
-            "gatectl_evaluation_errors_total",
-            "Evaluations of a gate that went wrong, by reason.",
-            [*gate, "reason"],
-            registry=reg,
-        )
         self.evaluation_duration = Histogram(
             "gatectl_evaluation_duration_seconds",
             "Wall time of one evaluation pass over every gate due (observe, decide, act, persist).",
@@ -284,52 +397,51 @@ class Recorder:
         """Publish one decision and its evidence for ``gate``, now in ``phase``."""
         _require(phase, PHASES, "phase")
         ids = (gate.namespace, gate.name, gate.workflow)
+        checks = _check_samples([*decision.criteria, *decision.triggers])
         with self._lock:
-            series = self._ensure(ids)
-            self.decision.labels(*ids).state(decision.action.value)
-            self.phase.labels(*ids).state(phase)
-            self.canary_share.labels(*ids).set(decision.next_share)
-            self.step.labels(*ids).set(decision.next_step)
-            self.window_remaining.labels(*ids).set(decision.window.remaining_seconds)
-            self.inconclusive.labels(*ids).set(decision.inconclusive_count)
-            self.last_evaluation.labels(*ids).set(decision.evaluated_at.timestamp())
-            self.evaluations.labels(*ids, decision.action.value).inc()
-            samples = _number(decision.samples)
-            if samples is None:
-                _remove(self.samples, [ids])
-            else:
-                self.samples.labels(*ids).set(samples)
-            series.replace_checks(self, ids, [*decision.criteria, *decision.triggers])
+            record = self._record(ids)
+            samples = record.samples
+            samples[_DECISION.name] = _state(DECISIONS, decision.action.value)
+            samples[_PHASE.name] = _state(PHASES, phase)
+            samples[_SHARE.name] = {(): decision.next_share}
+            samples[_STEP.name] = {(): float(decision.next_step)}
+            known = _number(decision.samples)
+            samples[_SAMPLES.name] = {} if known is None else {(): known}
+            samples[_WINDOW.name] = {(): decision.window.remaining_seconds}
+            samples[_INCONCLUSIVE.name] = {(): float(decision.inconclusive_count)}
+            samples[_LAST.name] = {(): decision.evaluated_at.timestamp()}
+            samples[_EVALUATIONS.name][(decision.action.value,)] += 1
+            samples.update(checks)
+            record.render()
 
     def record_invalid(self, *, namespace: str, gate: str, workflow: str, message: str) -> None:
         """Mark a gate whose spec does not validate: phase Invalid, one ``invalid_spec`` error.
 
         ``message`` is not exported (free text would make unbounded label values);
         it is for the controller's log and the gate's status. The per-check series
-        are removed: they described a spec that no longer holds.
+        are removed: they described a spec that no longer holds. Decision and share
+        stay: the traffic stays where the last valid decision put it.
         """
         del message
-        ids = (namespace, gate, workflow)
         with self._lock:
-            series = self._ensure(ids)
-            self.phase.labels(*ids).state("Invalid")
-            self.errors.labels(*ids, "invalid_spec").inc()
-            series.replace_checks(self, ids, [])
+            record = self._record((namespace, gate, workflow))
+            record.samples[_PHASE.name] = _state(PHASES, "Invalid")
+            record.samples[_ERRORS.name][("invalid_spec",)] += 1
+            record.samples.update(_check_samples([]))
+            record.render()
 
     def record_error(self, *, namespace: str, gate: str, workflow: str, reason: str) -> None:
         """Count one failed evaluation of a gate; ``reason`` is one of ``ERROR_REASONS``."""
         _require(reason, ERROR_REASONS, "reason")
-        ids = (namespace, gate, workflow)
         with self._lock:
-            self._ensure(ids)
-            self.errors.labels(*ids, reason).inc()
+            record = self._record((namespace, gate, workflow))
+            record.samples[_ERRORS.name][(reason,)] += 1
+            record.render()
 
     def forget(self, *, namespace: str, gate: str) -> None:
         """Remove every series of a deleted gate (whatever workflow it was labelled with)."""
         with self._lock:
-            series = self._gates.pop((namespace, gate), None)
-            if series is not None:
-                series.remove_all(self)
+            self._gates.pop((namespace, gate), None)
 
     # -- controller-wide ------------------------------------------------------------------
 
@@ -355,102 +467,84 @@ class Recorder:
             self.gates.labels(phase=phase).set(counts.get(phase, 0))
 
     def exposition(self, *, openmetrics: bool = False) -> bytes:
-        """The registry in Prometheus text format (or OpenMetrics, where state sets are typed)."""
+        """The registry in Prometheus text format (or OpenMetrics, where state sets are typed).
+
+        Everything registered in ``registry`` is included; the per-gate families
+        come from text cached when each gate was recorded.
+        """
+        self._collector.muted.on = True
+        try:
+            if openmetrics:
+                rest: bytes = generate_openmetrics(self.registry)  # type: ignore[no-untyped-call]
+                rest = rest.removesuffix(b"# EOF\n")
+            else:
+                rest = generate_latest(self.registry)
+        finally:
+            self._collector.muted.on = False
+        records = self._snapshot()
+        parts = [rest]
+        for family in GATE_FAMILIES:
+            parts.append(family.header(openmetrics=openmetrics))
+            parts.extend(r.text[family.name] for r in records if family.name in r.text)
         if openmetrics:
-            body: bytes = generate_openmetrics(self.registry)  # type: ignore[no-untyped-call]
-            return body
-        return generate_latest(self.registry)
+            parts.append(b"# EOF\n")
+        return b"".join(parts)
 
     # -- internals ------------------------------------------------------------------------
 
-    def _ensure(self, ids: _Series) -> _GateSeries:
-        """The gate's bookkeeping; on first sight, its counters at 0 for every label value."""
+    def _snapshot(self) -> list[_GateRecord]:
+        """The current records; each is replaced, never changed, once published."""
+        with self._lock:
+            return list(self._gates.values())
+
+    def _record(self, ids: _Ids) -> _GateRecord:
+        """A new record for the gate, to fill under the lock, replacing the published one.
+
+        On first sight (or when the gate's workflow label changed, so that the old
+        series do not linger) its counters start at 0 for every label value.
+        """
         key = (ids[0], ids[1])
-        series = self._gates.get(key)
-        if series is not None and series.ids != ids:
-            # The gate's workflow label changed: its old series would linger under the old value.
-            series.remove_all(self)
-            series = None
-        if series is None:
-            series = _GateSeries(ids)
-            self._gates[key] = series
-            for decision in DECISIONS:
-                self.evaluations.labels(*ids, decision)
-            for reason in ERROR_REASONS:
-                self.errors.labels(*ids, reason)
-        return series
+        old = self._gates.get(key)
+        if old is not None and old.ids == ids:
+            record = _GateRecord(
+                ids=ids,
+                samples={name: dict(values) for name, values in old.samples.items()},
+                text=old.text,
+            )
+        else:
+            record = _GateRecord(ids=ids)
+            record.samples[_EVALUATIONS.name] = {(d,): 0.0 for d in DECISIONS}
+            record.samples[_ERRORS.name] = {(r,): 0.0 for r in ERROR_REASONS}
+        self._gates[key] = record
+        return record
 
 
-class _GateSeries:
-    """Which label sets one gate has in each per-check metric, so stale ones can be removed."""
-
-    def __init__(self, ids: _Series) -> None:
-        self.ids = ids
-        self.checks: dict[str, set[_Series]] = {}
-
-    def replace_checks(
-        self, recorder: Recorder, ids: _Series, checks: Iterable[CheckResult]
-    ) -> None:
-        wanted: dict[str, dict[_Series, float]] = {
-            "metric_value": {},
-            "lower_bound": {},
-            "upper_bound": {},
-            "threshold": {},
-            "criterion_passing": {},
-            "check_no_data": {},
-            "trigger_fired": {},
-        }
-        for check in checks:
-            metric = (*ids, check.metric)
-            no_data = check.result == "no_data"
-            value = None if no_data else _number(check.value)
-            if value is not None:
-                wanted["metric_value"][metric] = value
-            if check.interval is not None and not no_data:
-                wanted["lower_bound"][metric] = check.interval.lower
-                wanted["upper_bound"][metric] = check.interval.upper
-            threshold = _number(check.threshold)
-            if threshold is not None:
-                wanted["threshold"][(*metric, check.kind, check.condition)] = threshold
-            wanted["check_no_data"][(*metric, check.kind)] = 1.0 if no_data else 0.0
-            if check.kind == "criterion":
-                if not no_data:
-                    wanted["criterion_passing"][metric] = 1.0 if check.result == "pass" else 0.0
-            else:
-                wanted["trigger_fired"][(*ids, check.condition)] = (
-                    1.0 if check.result == "fired" else 0.0
-                )
-        for attribute, values in wanted.items():
-            gauge: Gauge = getattr(recorder, attribute)
-            for labels, number in values.items():
-                gauge.labels(*labels).set(number)
-            stale = self.checks.get(attribute, set()) - values.keys()
-            _remove(gauge, stale)
-            self.checks[attribute] = set(values)
-
-    def remove_all(self, recorder: Recorder) -> None:
-        """Remove every series of this gate, counters included."""
-        self.replace_checks(recorder, self.ids, [])
-        ids = [self.ids]
-        for metric in (
-            recorder.decision,
-            recorder.phase,
-            recorder.canary_share,
-            recorder.step,
-            recorder.samples,
-            recorder.window_remaining,
-            recorder.inconclusive,
-            recorder.last_evaluation,
-        ):
-            _remove(metric, ids)
-        _remove(recorder.evaluations, [(*self.ids, d) for d in DECISIONS])
-        _remove(recorder.errors, [(*self.ids, r) for r in ERROR_REASONS])
+def _state(states: tuple[str, ...], current: str) -> _Samples:
+    return {(state,): 1.0 if state == current else 0.0 for state in states}
 
 
-def _remove(metric: Gauge | Counter | Enum, label_sets: Iterable[_Series]) -> None:
-    for labels in label_sets:
-        with contextlib.suppress(KeyError):  # never set: nothing to remove
-            metric.remove(*labels)
+def _check_samples(checks: Iterable[CheckResult]) -> dict[str, _Samples]:
+    """The per-check families' samples that ``checks`` imply (empty families included)."""
+    out: dict[str, _Samples] = {family.name: {} for family in _CHECK_FAMILIES}
+    for check in checks:
+        metric = (check.metric,)
+        no_data = check.result == "no_data"
+        value = None if no_data else _number(check.value)
+        if value is not None:
+            out[_VALUE.name][metric] = value
+        if check.interval is not None and not no_data:
+            out[_LOWER.name][metric] = check.interval.lower
+            out[_UPPER.name][metric] = check.interval.upper
+        threshold = _number(check.threshold)
+        if threshold is not None:
+            out[_THRESHOLD.name][(check.metric, check.kind, check.condition)] = threshold
+        out[_NO_DATA.name][(check.metric, check.kind)] = 1.0 if no_data else 0.0
+        if check.kind == "criterion":
+            if not no_data:
+                out[_PASSING.name][metric] = 1.0 if check.result == "pass" else 0.0
+        else:
+            out[_FIRED.name][(check.condition,)] = 1.0 if check.result == "fired" else 0.0
+    return out
 
 
 def _require(value: str, allowed: tuple[str, ...], what: str) -> None:

@@ -556,3 +556,53 @@ def test_real_exposition_passes_promtool_check_metrics() -> None:
     assert done.stdout.decode().strip() == "" and done.stderr.decode().strip() == "", (
         "promtool printed lint findings"
     )
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_cached_exposition_has_exactly_the_lines_the_registry_collects(openmetrics: bool) -> None:
+    """The fast path (text cached per gate) and the registry's own path agree line for line."""
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_om
+
+    recorder = populated_recorder()
+    fast = recorder.exposition(openmetrics=openmetrics).decode().splitlines()
+    slow_bytes = (
+        generate_om(recorder.registry) if openmetrics else generate_latest(recorder.registry)
+    )
+    slow = slow_bytes.decode().splitlines()
+    assert sorted(fast) == sorted(slow)
+    assert len(fast) > 150
+    if openmetrics:
+        assert fast[-1] == "# EOF" and fast.count("# EOF") == 1
+
+
+def test_a_scrape_during_recording_sees_each_gate_whole() -> None:
+    """Records are replaced, never edited in place: a reader sees the old or the new gate."""
+    import threading
+
+    recorder = Recorder()
+    gate = make_gate()
+    stop = threading.Event()
+    seen: set[tuple[float | None, float | None]] = set()
+
+    def scrape() -> None:
+        while not stop.is_set():
+            values: dict[str, float] = {}
+            for family in recorder.registry.collect():  # one collection: one snapshot
+                for sample in family.samples:
+                    if sample.name in {"gatectl_gate_canary_share", "gatectl_gate_step"}:
+                        values[sample.name] = sample.value
+            seen.add((values.get("gatectl_gate_canary_share"), values.get("gatectl_gate_step")))
+
+    reader = threading.Thread(target=scrape)
+    reader.start()
+    try:
+        for i in range(300):
+            share, step = (0.1, 0.0) if i % 2 else (0.5, 2.0)
+            recorder.record_decision(
+                gate, make_decision(next_share=share, next_step=int(step)), phase="Holding"
+            )
+    finally:
+        stop.set()
+        reader.join()
+    assert seen <= {(None, None), (0.1, 0.0), (0.5, 2.0)}
