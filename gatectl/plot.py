@@ -180,9 +180,11 @@ def plot_data(replay: Replay) -> PlotData:
 
 def check_target(path: str) -> None:
     """Refuse a plot file we cannot write (.png/.svg only) or a missing matplotlib, up front."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
+    target = Path(path)
+    if target.suffix.lower() not in FORMATS:
         raise UsageError(f"--plot {path}: the file must end in .png or .svg")
+    if not target.parent.is_dir():
+        raise UsageError(f"--plot {path}: directory {target.parent} does not exist")
     _require_matplotlib()
 
 
@@ -207,7 +209,10 @@ def write_plots(replays: Sequence[Replay], target: str) -> list[Path]:
     """Draw each replay; returns the files written."""
     paths = plot_paths(target, [r.gate.name for r in replays])
     for replay, path in zip(replays, paths, strict=True):
-        write_plot(replay, path)
+        try:
+            write_plot(replay, path)
+        except OSError as exc:
+            raise UsageError(f"--plot: cannot write {path}: {exc.strerror or exc}") from exc
     return paths
 
 

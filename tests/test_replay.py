@@ -24,7 +24,7 @@ from gatectl.controller.reconcile import quantize_window
 from gatectl.errors import UsageError
 from gatectl.observations import Action, Observation, ObservationSet
 from gatectl.observe import GatePlan
-from gatectl.plot import plot_data, plot_paths, write_plot
+from gatectl.plot import plot_data, plot_paths, write_plot, write_plots
 from gatectl.policy.models import Gate, GateSpec
 from gatectl.replay import (
     Replay,
@@ -551,6 +551,11 @@ def policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
             "--plot replay.pdf: the file must end in .png or .svg",
             id="plot-format-we-cannot-write",
         ),
+        pytest.param(
+            ["--from", "-1h", "--to", "now", "--plot", "/no/such/dir/replay.png"],
+            "--plot /no/such/dir/replay.png: directory /no/such/dir does not exist",
+            id="plot-into-a-missing-directory",
+        ),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(
@@ -597,6 +602,14 @@ def test_plot_without_matplotlib_raises_usage_error_before_drawing(
 
 
 # --- the plot ------------------------------------------------------------------
+
+
+def test_unwritable_plot_file_is_a_usage_error_not_a_bug(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    (tmp_path / "taken.png").mkdir()  # a directory where the file should go
+
+    with pytest.raises(UsageError, match=r"^--plot: cannot write .*taken\.png: "):
+        write_plots([spike_replay()], str(tmp_path / "taken.png"))
 
 
 def test_plot_data_has_each_metric_with_its_thresholds_and_the_share_moves() -> None:
