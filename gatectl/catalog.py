@@ -13,6 +13,7 @@ it so that 10,000 gates cost a handful of queries, not one per gate per metric.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -86,7 +87,12 @@ def render(template: str, *, workflow: str, window_seconds: float, track: str = 
         "window": prometheus_range(window_seconds),
         "track": escape_label_value(track),
     }
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    if "{{ " in template or " }}" in template:
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    # The common shape, without a regex: this runs for every read of every gate.
+    for name, value in values.items():
+        template = template.replace("{{" + name + "}}", value)
+    return template
 
 
 def definition_for(metric: str, custom: dict[str, MetricDefinition]) -> MetricDefinition | None:
@@ -117,7 +123,7 @@ class Read:
     @property
     def batchable(self) -> bool:
         """True when the template can read many workflows in one query (built-in shape)."""
-        return batch_query(self.template, workflows=[self.workflow], window_seconds=1) is not None
+        return _batch_parts(self.template) is not None
 
     def batch_key(self) -> tuple[str, str, str]:
         """Reads with equal keys can share one query."""
@@ -125,6 +131,15 @@ class Read:
 
 
 _BATCH_SHAPE = re.compile(r'^(sum|max)\((.*)workflow="\{\{workflow\}\}"(.*)\)((?: > bool 0)?)$')
+
+
+@functools.lru_cache(maxsize=1024)
+def _batch_parts(template: str) -> tuple[str, str, str, str] | None:
+    match = _BATCH_SHAPE.match(template)
+    if match is None or template.count("{{workflow}}") != 1:
+        return None
+    agg, before, after, suffix = match.groups()
+    return agg, before, after, suffix
 
 
 def batch_query(
@@ -136,10 +151,10 @@ def batch_query(
     whose only use of ``{{workflow}}`` is a ``workflow="{{workflow}}"`` matcher)
     can be batched; others give ``None`` and are read one gate at a time.
     """
-    match = _BATCH_SHAPE.match(template)
-    if match is None or template.count("{{workflow}}") != 1:
+    parts = _batch_parts(template)
+    if parts is None:
         return None
-    agg, before, after, suffix = match.groups()
+    agg, before, after, suffix = parts
     regex = escape_label_value(regex_alternation(workflows))
     inner = f'{before}workflow=~"{regex}"{after}'
     body = f"{agg} by (workflow) ({inner}){suffix}"
