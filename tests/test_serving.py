@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import socket
 import threading
@@ -78,6 +79,16 @@ def test_metrics_negotiates_openmetrics_when_the_scraper_asks(server: Server) ->
     assert status == 200
     assert headers["Content-Type"].startswith("application/openmetrics-text")
     assert body.rstrip().endswith(b"# EOF")
+
+
+def test_metrics_is_gzipped_when_the_scraper_accepts_it(server: Server, recorder: Recorder) -> None:
+    recorder.set_leader(True)
+    plain = fetch(server, "/metrics")
+    status, headers, body = fetch(server, "/metrics", headers={"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip"
+    assert "Content-Encoding" not in plain[1]
+    assert gzip.decompress(body) == plain[2]
 
 
 def test_metrics_reflects_changes_between_scrapes(server: Server, recorder: Recorder) -> None:
