@@ -399,3 +399,26 @@ def test_every_default_value_is_documented_in_the_chart_readme(chart: Any) -> No
 
     missing = [key for key in keys(chart.values) if f"`{key}`" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param({}, "every namespace", id="cluster"),
+        pytest.param(SCENARIOS["namespaced-two-namespaces"], "support, billing", id="namespaced"),
+        pytest.param(SCENARIOS["namespaced-release-namespace"], NAMESPACE, id="release-namespace"),
+    ],
+)
+def test_notes_say_which_namespaces_are_watched(
+    chart: Any, values: dict[str, Any], expected: str
+) -> None:
+    notes = chart.render(values, name="gatectl", namespace=NAMESPACE)["gatectl/templates/NOTES.txt"]
+    assert f"watches ReleaseGates in {expected}" in notes or f"namespaces {expected}" in notes
+    assert "port-forward svc/gatectl 8080:8080" in notes
+
+
+def test_container_has_a_writable_home_on_the_read_only_filesystem(chart: Any) -> None:
+    main = container(render(chart))
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    mounts = {m["mountPath"] for m in main["volumeMounts"]}
+    assert env["HOME"] == "/tmp" and "/tmp" in mounts
