@@ -184,5 +184,5 @@ def serve(
         daemon=True,
     )
     thread.start()
-    _log.info("serving /metrics, /healthz, /readyz on %s:%s", host, httpd.server_address[1])
+    _log.debug("serving /metrics, /healthz, /readyz on %s:%s", host, httpd.server_address[1])
     return Server(httpd, thread)
