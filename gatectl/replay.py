@@ -383,8 +383,7 @@ def replay_from_prometheus(
     """
     import asyncio
 
-    from gatectl.controller.reconcile import quantize_window
-    from gatectl.observe import observe
+    from gatectl.observe import observe, quantize_window
     from gatectl.prometheus import PrometheusClient
 
     client = PrometheusClient.from_settings(gate.spec.prometheus, url=url)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -36,7 +35,7 @@ from gatectl.decide import decide, evaluation_window
 from gatectl.errors import ConflictError, GatectlError
 from gatectl.exposition import Recorder
 from gatectl.observations import Decision, ObservationSet
-from gatectl.observe import GatePlan, observe, plan_gate
+from gatectl.observe import GatePlan, observe, plan_gate, quantize_window
 from gatectl.output import decision_to_dict
 from gatectl.policy.models import Gate, PrometheusSettings
 from gatectl.prometheus import PrometheusClient
@@ -44,16 +43,6 @@ from gatectl.prometheus import PrometheusClient
 __all__ = ["ClientPool", "Controller", "TickReport", "quantize_window"]
 
 log = logging.getLogger("gatectl.controller")
-
-
-def quantize_window(seconds: float) -> float:
-    """Round a query window down so that many gates share one batch query.
-
-    Whole minutes past an hour, ten seconds past five minutes, else whole
-    seconds: at most 1.7 % of the window is left out of the query.
-    """
-    step = 60.0 if seconds >= 3600 else 10.0 if seconds >= 300 else 1.0
-    return max(1.0, math.floor(seconds / step) * step)
 
 
 @dataclass

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gatectl.controller.reconcile import ClientPool, Controller, quantize_window
+from gatectl.controller.reconcile import ClientPool, Controller
 from gatectl.controller.state import GateRequests, GateStatus
 from gatectl.exposition import Recorder
+from gatectl.observe import quantize_window
 
 from .fakes import Clock, FakePrometheus, FakeStore, TrafficLog, gate
 
