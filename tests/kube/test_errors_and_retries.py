@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
+import yaml
+from kubeapi import KubeAPIServer
 from kubeapi.fixtures import KubeTarget
 from kubernetes.client.exceptions import ApiException
 
@@ -16,7 +19,7 @@ from gatectl.errors import (
     ServerError,
     TooManyRequestsError,
 )
-from gatectl.kube import CONFIGMAPS, Resources, RetryPolicy, map_api_exception
+from gatectl.kube import CONFIGMAPS, Resources, RetryPolicy, load_api_client, map_api_exception
 
 from .objects import configmap
 
@@ -151,3 +154,23 @@ def test_unreachable_server_is_a_cluster_error_without_status(kube_api: KubeTarg
     with pytest.raises(ClusterError) as caught:
         resources.get("anything", namespace="default")
     assert caught.value.status is None
+
+
+def test_missing_kubeconfig_is_a_cluster_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ClusterError, match="cannot load Kubernetes configuration"):
+        load_api_client(kubeconfig=str(missing))
+
+
+def test_kubeconfig_context_is_honoured(tmp_path: Path) -> None:
+    with KubeAPIServer() as server:
+        config = server.kubeconfig()
+        config["contexts"].append(
+            {"name": "other", "context": {"cluster": "kubeapi", "user": "kubeapi"}}
+        )
+        config["current-context"] = "broken"
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        api_client = load_api_client(kubeconfig=str(path), context="other")
+        assert Resources(api_client, CONFIGMAPS).list(namespace="default").items == []
+        api_client.close()

@@ -294,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
             handle(self, method, split.path, query, raw)
         except ApiError as exc:
             self._send_json(exc.status, exc.body(), headers=exc.headers)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # the client (or stop()) closed the connection
             self._record(499)
 
     def _record(self, status: int) -> None:
