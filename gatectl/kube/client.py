@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, cast
 
 import urllib3
 from kubernetes import client as k8s
@@ -34,6 +34,8 @@ from gatectl.errors import (
     ServerError,
     TooManyRequestsError,
 )
+
+from .retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy, call_with_retries
 
 __all__ = [
     "CONFIGMAPS",
@@ -62,7 +64,6 @@ ApiClient = Any
 """``kubernetes.client.ApiClient``; kept as ``Any`` so no other module needs ``kubernetes``."""
 
 Obj = dict[str, Any]
-T = TypeVar("T")
 k8s_config: Any = _k8s_config  # untyped functions: Any at the seam
 
 
@@ -119,55 +120,6 @@ def map_api_exception(exc: ApiException, *, what: str = "") -> ClusterError:
     if status >= 500:
         return ServerError(message, status=status)
     return ClusterError(message, status=status or None)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Waits between attempts; ``len(delays) + 1`` attempts in all."""
-
-    delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0)
-    max_retry_after: float = 30.0
-
-    @property
-    def attempts(self) -> int:
-        return len(self.delays) + 1
-
-
-DEFAULT_RETRY = RetryPolicy()
-NO_RETRY = RetryPolicy(delays=())
-
-
-def _transient(error: ClusterError) -> bool:
-    return isinstance(error, TooManyRequestsError | ServerError) or error.status is None
-
-
-def call_with_retries(
-    call: Callable[[], T],
-    *,
-    what: str,
-    policy: RetryPolicy = DEFAULT_RETRY,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Run ``call``, retrying transient ``ClusterError``s; logs each retry as ``#2/5``."""
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            return call()
-        except ClusterError as error:
-            if not _transient(error) or attempt == policy.attempts:
-                raise
-            delay = policy.delays[attempt - 1]
-            if isinstance(error, TooManyRequestsError) and error.retry_after is not None:
-                delay = min(max(delay, error.retry_after), policy.max_retry_after)
-            log.warning(
-                "%s failed (%s); retry #%d/%d in %.1fs",
-                what,
-                error,
-                attempt + 1,
-                policy.attempts,
-                delay,
-            )
-            sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)

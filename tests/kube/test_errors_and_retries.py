@@ -106,7 +106,7 @@ def test_server_errors_are_retried_then_succeed(
     configmaps.create(configmap("flaky"), namespace=ns)
     assert kube_api.server is not None
     kube_api.server.fail_next(2, status=503, path_contains="/configmaps/flaky")
-    with caplog.at_level(logging.WARNING, logger="gatectl.kube.client"):
+    with caplog.at_level(logging.WARNING, logger="gatectl.kube"):
         assert configmaps.get("flaky", namespace=ns)["metadata"]["name"] == "flaky"
     assert calls(kube_api, "GET", "/flaky") == [503, 503, 200]
     assert pauses == [0.1, 0.2]

@@ -44,5 +44,5 @@ def test_public_names_are_exported() -> None:
         name
         for name in vars(gatectl.kube)
         if not name.startswith("_")
-        and name not in {"annotations", "client", "events", "leader", "watch"}
+        and name not in {"annotations", "client", "events", "leader", "retry", "watch"}
     )
