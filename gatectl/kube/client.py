@@ -414,6 +414,7 @@ class Resources:
             response = self.api_client.call_api(*request, _request_timeout=timeout)
             if not 200 <= response.status <= 299:
                 response.read()
+                response.response.release_conn()
                 raise ApiException.from_response(
                     http_resp=response, body=response.data.decode(errors="replace"), data=None
                 )
