@@ -9,9 +9,11 @@ each (subprocesses):
 - a bare Python script that imports httpx and sends the same instant queries
   (the exact PromQL gatectl plans, with ``time=``) one after the other.
 
-It prints both medians and their ratio (target: gatectl <= 2.0x the bare
-script), then the ``python -X importtime`` top offenders of ``gatectl
-evaluate``, so that an import to defer is easy to spot.
+It prints both medians (wall time, and CPU time, which is steadier on a busy
+machine) and their ratio (target: gatectl <= 2.0x the bare script), then what
+``gatectl evaluate`` imports beyond the bare script according to ``python -X
+importtime``, by package and by the gatectl module that pulls it in, so that
+an import to defer is easy to spot.
 
     .venv/bin/python benchmarks/cli_latency.py [--runs 21] [--top 15]
 """
@@ -106,41 +108,63 @@ def _summary(label: str, runs: list[tuple[float, float]]) -> tuple[float, float]
     return wall, cpu
 
 
-def import_offenders(command: list[str], *, top: int) -> list[tuple[float, str, str]]:
-    """(cumulative ms, package, imported by) of the costliest packages, from ``-X importtime``.
-
-    A package counts where the import crosses into it from another package
-    (``gatectl.policy.models`` -> ``pydantic``), so the list says which of
-    our modules pulls which dependency in.
-    """
+def _import_tree(command: list[str]) -> list[tuple[int, int, str]]:
+    """(depth, self us, module) per line of ``-X importtime``, children before parents."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", *command], capture_output=True, text=True, check=False
     )
-    entries: list[tuple[int, int, str]] = []  # (depth, cumulative us, module), children first
+    entries: list[tuple[int, int, str]] = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        _self_us, cumulative, name = line[12:].split("|")
+        self_us, _cumulative, name = line[12:].split("|")
         depth = (len(name) - len(name.lstrip())) // 2
-        entries.append((depth, int(cumulative), name.strip()))
-    costs: dict[str, tuple[float, str, str]] = {}
-    for index, (depth, cumulative, name) in enumerate(entries):
-        parent = next(
-            (n for d, _, n in entries[index + 1 :] if d < depth), "(top level or run time)"
-        )
-        package, parent_package = name.split(".")[0], parent.split(".")[0]
-        if package == parent_package or package in costs:
-            continue
-        if package == "gatectl":
-            package = name  # show which of our modules cost what
-        costs[package] = (cumulative / 1000, package, parent)
-    return sorted(costs.values(), reverse=True)[:top]
+        entries.append((depth, int(self_us), name.strip()))
+    return entries
+
+
+def _ours(entries: list[tuple[int, int, str]], index: int) -> str:
+    """The nearest gatectl module that (transitively) imported ``entries[index]``."""
+    depth = entries[index][0]
+    for later_depth, _, name in entries[index + 1 :]:
+        if later_depth < depth:
+            if name.startswith("gatectl"):
+                return name
+            depth = later_depth
+    return "(run time)"
+
+
+def extra_imports(
+    ours: list[str], bare: list[str], *, repeat: int = 5
+) -> list[tuple[float, str, str]]:
+    """(self ms, package, first imported by) of what ``ours`` imports and ``bare`` does not.
+
+    Self times are medians over ``repeat`` runs, summed per top-level package
+    (each gatectl module on its own), so the list names what to defer.
+    """
+    bare_modules = {name for _ in range(2) for _, _, name in _import_tree(bare)}
+    samples: dict[str, list[float]] = {}
+    importer: dict[str, str] = {}
+    for _ in range(repeat):
+        entries = _import_tree(ours)
+        totals: dict[str, float] = {}
+        for index, (_, self_us, name) in enumerate(entries):
+            if name in bare_modules:
+                continue
+            package = name if name.startswith("gatectl") else name.split(".")[0]
+            totals[package] = totals.get(package, 0.0) + self_us / 1000
+            if package not in importer or importer[package] == "(run time)":
+                importer[package] = _ours(entries, index)
+        for package, total in totals.items():
+            samples.setdefault(package, []).append(total)
+    rows = [(statistics.median(v), k, importer[k]) for k, v in samples.items()]
+    return sorted(rows, reverse=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21, help="runs of each command (default 21)")
-    parser.add_argument("--top", type=int, default=15, help="import offenders to list")
+    parser.add_argument("--top", type=int, default=15, help="extra imports to list")
     args = parser.parse_args(argv)
     binaries = find_binaries()
     if binaries is None:
@@ -183,11 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.runs):
                 ours.append(timed(evaluate))
                 theirs.append(timed(script))
-            offenders = import_offenders(
+            extras = extra_imports(
                 ["-c", "from gatectl.cli import main; raise SystemExit(main())", *evaluate[1:]],
-                top=args.top,
+                script[1:],
             )
-            bare_offenders = import_offenders(script[1:], top=5)
     print(f"gatectl evaluate: {decision['decision']} with {len(decision['criteria'])} criteria,"
           f" {len(decision['triggers'])} triggers; {len(queries)} distinct queries")  # fmt: skip
     print(f"runs: {args.runs} each, alternating; load average {os.getloadavg()[0]:.1f}"
@@ -201,12 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  ratio (CPU) {cpu / bare_cpu:.2f}x"
     )
     print()
-    print("python -X importtime, gatectl evaluate: costliest imports (cumulative ms, by whom):")
-    for cumulative, package, parent in offenders:
-        print(f"  {cumulative:8.1f}  {package:<32} imported by {parent}")
-    print("bare script, for comparison:")
-    for cumulative, package, parent in bare_offenders:
-        print(f"  {cumulative:8.1f}  {package:<32} imported by {parent}")
+    total = sum(ms for ms, _, _ in extras)
+    print("python -X importtime: what gatectl evaluate imports beyond the bare script,")
+    print("self ms (median of 5), by package, and the gatectl module that pulls it in;")
+    print(f"{total:.0f} ms in all, the {args.top} largest:")
+    for ms, package, importer in extras[: args.top]:
+        print(f"  {ms:7.1f}  {package:<34} via {importer}")
     return 0
 
 
