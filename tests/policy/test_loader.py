@@ -1,5 +1,4 @@
 """Loading policies: both forms, files and directories, and the exact message of every mistake."""
-# ruff: noqa: E501  (a table of whole messages reads best one message per line)
 
 from __future__ import annotations
 

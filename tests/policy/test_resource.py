@@ -1,5 +1,4 @@
 """ReleaseGate objects read from the Kubernetes API: the same model, errors without lines."""
-# ruff: noqa: E501  (whole messages, one per line)
 
 from __future__ import annotations
 
