@@ -183,6 +183,10 @@ class PrometheusClient:
                 verify = ssl.create_default_context(cafile=ca_file)
             except (OSError, ssl.SSLError) as exc:
                 self._config_error = f"cannot load CA file {ca_file}: {exc}"
+        elif base.scheme == "http":
+            # Plain HTTP (redirects are not followed) never does TLS: skip loading the
+            # CA bundle, which costs ~30 ms of every `gatectl evaluate`.
+            verify = False
         self._client = httpx.AsyncClient(
             headers={"User-Agent": _USER_AGENT, **self._headers},
             verify=verify,
