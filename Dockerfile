@@ -14,7 +14,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml README.md ./
 COPY gatectl/ gatectl/
 RUN pip wheel --only-binary=:all: --wheel-dir /wheels . \
     || pip wheel --wheel-dir /wheels .
