@@ -149,7 +149,7 @@ _SHARE = _F(
 _STEP = _F(
     "gatectl_gate_step",
     "gauge",
-    "Index of the gate's current step (0 = first); -1 on the deterministic path.",
+    "The gate's current step number (1 = first, as in status.step); 0 on the deterministic path.",
 )
 _SAMPLES = _F(
     "gatectl_gate_samples",
@@ -404,7 +404,7 @@ class Recorder:
             samples[_DECISION.name] = _state(DECISIONS, decision.action.value)
             samples[_PHASE.name] = _state(PHASES, phase)
             samples[_SHARE.name] = {(): decision.next_share}
-            samples[_STEP.name] = {(): float(decision.next_step)}
+            samples[_STEP.name] = {(): float(decision.next_step + 1)}
             known = _number(decision.samples)
             samples[_SAMPLES.name] = {} if known is None else {(): known}
             samples[_WINDOW.name] = {(): decision.window.remaining_seconds}

@@ -162,7 +162,7 @@ def test_unknown_phase_is_rejected_instead_of_exported(recorder: Recorder) -> No
             make_decision(next_share=0.25, next_step=1, elapsed=600.0, inconclusive_count=2),
             {
                 "gatectl_gate_canary_share": 0.25,
-                "gatectl_gate_step": 1.0,
+                "gatectl_gate_step": 2.0,
                 "gatectl_gate_samples": 500.0,
                 "gatectl_gate_window_remaining_seconds": 3000.0,
                 "gatectl_gate_inconclusive_evaluations": 2.0,
@@ -174,10 +174,10 @@ def test_unknown_phase_is_rejected_instead_of_exported(recorder: Recorder) -> No
             make_decision(action=Action.FALLBACK, next_share=0.0, next_step=-1, elapsed=7200.0),
             {
                 "gatectl_gate_canary_share": 0.0,
-                "gatectl_gate_step": -1.0,
+                "gatectl_gate_step": 0.0,
                 "gatectl_gate_window_remaining_seconds": 0.0,
             },
-            id="fallback-is-share-zero-step-minus-one-window-never-negative",
+            id="fallback-is-share-zero-step-zero-window-never-negative",
         ),
         pytest.param(
             make_decision(samples=None),
@@ -605,4 +605,4 @@ def test_a_scrape_during_recording_sees_each_gate_whole() -> None:
     finally:
         stop.set()
         reader.join()
-    assert seen <= {(None, None), (0.1, 0.0), (0.5, 2.0)}
+    assert seen <= {(None, None), (0.1, 1.0), (0.5, 3.0)}  # the metric counts steps from 1
