@@ -245,3 +245,71 @@ def test_store_helpers_write_status_directly(server: KubeAPIServer) -> None:
     assert stored["status"] == {"phase": "Holding"}
     assert server.get("gatectl.io/v1alpha1", "releasegates", "team", "g") == stored
     assert server.get("gatectl.io/v1alpha1", "releasegates", "team", "other") is None
+
+
+def test_fields_the_crd_schema_lacks_are_pruned_like_a_real_cluster(api_client: Any) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "size": {"type": "integer"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    "items": {
+                        "type": "array",
+                        "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+                    },
+                },
+            },
+            "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
+        },
+    }
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {"status": {}},
+                }
+            ],
+        },
+    }
+    Resources(api_client, CRDS).create(crd)
+    gadgets = Resources(api_client, ResourceKind("example.com", "v1", "gadgets"))
+    created = gadgets.create(
+        {
+            "metadata": {"name": "g", "annotations": {"kept": "yes"}},
+            "spec": {
+                "size": 1,
+                "typo": 2,
+                "labels": {"a": "b"},
+                "free": {"any": {"thing": 1}},
+                "items": [{"name": "x", "extra": 1}],
+            },
+            "extra": True,
+        },
+        namespace="default",
+    )
+    assert created["spec"] == {
+        "size": 1,
+        "labels": {"a": "b"},
+        "free": {"any": {"thing": 1}},
+        "items": [{"name": "x"}],
+    }
+    assert "extra" not in created
+    assert created["metadata"]["annotations"] == {"kept": "yes"}
+    status = gadgets.patch_status(
+        "g", {"status": {"phase": "Ready", "pending": {"step": 2}}}, namespace="default"
+    )
+    assert status["status"] == {"phase": "Ready"}

@@ -8,7 +8,7 @@ the main resource leave ``status`` alone (the status subresource).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["BUILTIN_TYPES", "ResourceType", "Route", "parse_path", "type_from_crd"]
@@ -26,6 +26,8 @@ class ResourceType:
     status_subresource: bool = False
     scale_subresource: bool = False
     has_generation: bool = False
+    schema: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    """A CRD's openAPIV3Schema: unknown fields are pruned on every write."""
 
     @property
     def api_version(self) -> str:
@@ -101,6 +103,7 @@ def type_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
                 status_subresource="status" in subresources,
                 scale_subresource="scale" in subresources,
                 has_generation=True,
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
             )
         )
     return found

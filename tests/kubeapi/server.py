@@ -78,8 +78,11 @@ class KubeAPIServer:
         auto_namespaces: bool = True,
         token: str | None = None,
         port: int = 0,
+        prune_unknown_fields: bool = True,
     ) -> None:
-        self.store = Store(history=history, auto_namespaces=auto_namespaces)
+        self.store = Store(
+            history=history, auto_namespaces=auto_namespaces, prune=prune_unknown_fields
+        )
         self.bookmark_interval = bookmark_interval
         self.token = token
         self.port = port

@@ -12,7 +12,8 @@ and status writes keep everything else; ``generation`` moves only when the
 spec (everything but metadata and status) changes; an update that changes
 nothing is a no-op (same resourceVersion, no watch event); an object with
 finalizers is only marked (``deletionTimestamp``) by a delete and goes once
-an update removes its last finalizer.
+an update removes its last finalizer; fields a CRD's schema does not declare
+are pruned, as a real cluster does (``schema.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 from .patches import PatchError, json_patch, merge_patch
 from .resources import BUILTIN_TYPES, ResourceType, type_from_crd
+from .schema import prune
 
 __all__ = ["ApiError", "Store", "WatchEvent"]
 
@@ -99,7 +101,9 @@ def _spec_of(obj: Mapping[str, Any], *, with_status: bool) -> Obj:
 class Store:
     """Thread-safe objects and history; every method takes and returns copies."""
 
-    def __init__(self, *, history: int = 10_000, auto_namespaces: bool = True) -> None:
+    def __init__(
+        self, *, history: int = 10_000, auto_namespaces: bool = True, prune: bool = True
+    ) -> None:
         self.cond = threading.Condition()
         self.types: list[ResourceType] = list(BUILTIN_TYPES)
         self.objects: dict[Key, Obj] = {}
@@ -107,6 +111,7 @@ class Store:
         self.history: deque[WatchEvent] = deque(maxlen=history)
         self.compacted_rv = 0
         self.auto_namespaces = auto_namespaces
+        self.prune = prune
         with self.cond:
             for name in ("default", "kube-system", "kube-public"):
                 self._ensure_namespace(name)
@@ -186,6 +191,7 @@ class Store:
                 meta["generation"] = 1
             if rtype.plural == "customresourcedefinitions":
                 self._register_crd(obj)
+            obj = prune(obj, self._schema(rtype))
             return self._commit(rtype, key, "ADDED", obj, None)
 
     def update(
@@ -369,6 +375,8 @@ class Store:
                 meta.pop(fixed, None)
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         new["apiVersion"], new["kind"] = rtype.api_version, rtype.kind
+        new = prune(new, self._schema(rtype))
+        meta = new["metadata"]
         if new == old:
             return copy.deepcopy(old)
         with_status = not rtype.status_subresource
@@ -397,6 +405,19 @@ class Store:
         self.history.append(WatchEvent(self.rv, rtype, key[2], kind, copy.deepcopy(obj), previous))
         self.cond.notify_all()
         return copy.deepcopy(obj)
+
+    def _schema(self, rtype: ResourceType) -> Mapping[str, Any] | None:
+        """The schema of the type as currently served (a CRD may have been replaced)."""
+        if not self.prune:
+            return None
+        for known in self.types:
+            if (known.group, known.version, known.plural) == (
+                rtype.group,
+                rtype.version,
+                rtype.plural,
+            ):
+                return known.schema
+        return None
 
     def _register_crd(self, crd: Obj) -> None:
         for rtype in type_from_crd(crd):
