@@ -14,6 +14,7 @@ into the API server are skipped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import random
@@ -195,6 +196,19 @@ def controller(kube: KubeTarget, prometheus: str, tmp_path: Path) -> Iterator[Co
         yield process
 
 
+def _at_step(api: Api, name: str, step: int) -> bool:
+    return api.status(name).get("step") == step
+
+
+def _started(process: ControllerProcess) -> bool:
+    return "controller started" in process.log()
+
+
+def _explain(api: Api, name: str, process: ControllerProcess) -> str:
+    """The gate's status and the controller's log, for a failure message."""
+    return json.dumps(api.status(name), indent=1)[-3000:] + "\n" + process.log()[-6000:]
+
+
 def _phase(api: Api, name: str, phase: str) -> Any:
     """A probe: the status once it is in ``phase`` with no traffic change pending."""
 
@@ -340,7 +354,7 @@ def test_regression_mid_step_falls_back_configmap_route_and_replicas_until_reset
             _phase(api, gate, "FallenBack"),
             timeout=20,
             what=f"{gate} fallen back",
-            context=lambda g=gate: json.dumps(api.status(g), indent=1)[-3000:] + controller.log(),
+            context=functools.partial(_explain, api, gate, controller),
         )
     data = api.configmap("gatectl-regress")
     assert (data["share"], data["share_mode"]) == ("0", "deterministic")
@@ -437,7 +451,7 @@ def test_prometheus_stopped_holds_every_gate_and_restarted_they_continue(
         api.create(releasegate(gate))
     for gate in gates:
         wait_for(
-            lambda g=gate: api.status(g).get("step") == 2,
+            functools.partial(_at_step, api, gate, 2),
             timeout=30,
             what=f"{gate} at step 2",
             context=controller.log,
@@ -497,7 +511,7 @@ def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
             running = process(index).start()
             # Kill it while it works, not while Python imports: once it is running.
             wait_for(
-                lambda p=running: "controller started" in p.log(),
+                functools.partial(_started, running),
                 timeout=30,
                 what="the controller running",
                 context=running.log,
