@@ -180,7 +180,7 @@ def replay_gate(
         observations = observer(plan_gate(gate, window_seconds=seconds), at=moment)
         decision = decide(spec, observations, gate_state(status, requests), now=moment)
         transition = apply_decision(status, decision, gate, now=moment)
-        status = commit_pending(transition.status)
+        status = commit_pending(transition.status, now=moment)
         points.append(
             ReplayPoint(
                 at=moment,

@@ -176,7 +176,7 @@ class Controller:
             if status is not None and status.pending:
                 share = float(status.pending["share"])
                 self._actuate(gate, share)
-                status = commit_pending(status)
+                status = commit_pending(status, now=self.clock())
                 entry = self._write(entry, status)
                 log.info("gate %s: completed pending change to share %g", entry.key, share)
             status = prepare(status, gate, entry.requests, now=now)
@@ -244,7 +244,7 @@ class Controller:
             if transition.new_share is not None:
                 entry = self._write(entry, new)
                 self._actuate(gate, transition.new_share)
-                new = commit_pending(new)
+                new = commit_pending(new, now=self.clock())
             self._persist(entry, new, report)
         except ActuatorError as exc:
             self._error(entry, gate, "actuator_error", str(exc), report)

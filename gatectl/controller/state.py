@@ -290,15 +290,20 @@ def apply_decision(
     pending = {
         "step": decision.next_step + 1,
         "share": decision.next_share,
-        "stepStartedAt": format_time(now),
+        "decidedAt": format_time(now),
         "fallenBack": decision.action is Action.FALLBACK,
         "action": decision.action.value,
     }
     return Transition(replace(updated, pending=pending), True, decision.next_share)
 
 
-def commit_pending(status: GateStatus) -> GateStatus:
-    """Make a pending step current (after the actuator applied its share)."""
+def commit_pending(status: GateStatus, *, now: datetime) -> GateStatus:
+    """Make a pending step current once the actuator applied its share at ``now``.
+
+    The new step's window starts when traffic moved (``now``), not when the step
+    was decided: a step completed after a crash or a slow pass never counts time
+    spent at the old share.
+    """
     if not status.pending:
         return status
     pending = status.pending
@@ -307,7 +312,7 @@ def commit_pending(status: GateStatus) -> GateStatus:
         status,
         step=int(pending["step"]),
         share=float(pending["share"]),
-        step_started_at=parse_time(str(pending["stepStartedAt"]), now=status.step_started_at),
+        step_started_at=now,
         fallen_back=status.fallen_back or fallen,
         inconclusive_count=0,
         pending=None,

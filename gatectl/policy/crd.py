@@ -190,6 +190,17 @@ def _status_schema() -> dict[str, Any]:
             "stepStartedAt": {"type": "string", "format": "date-time"},
             "revision": {"type": "string"},
             "inconclusiveCount": {"type": "integer", "minimum": 0},
+            "fallenBack": {
+                "type": "boolean",
+                "description": "The gate fell back; sticky until a reset or a new revision.",
+            },
+            "pending": {
+                "type": "object",
+                "description": "A step decided whose traffic change is not yet committed.",
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
+            "lastReset": {"type": "string", "description": "The last reset token acted on."},
+            "lastApproval": {"type": "string", "description": "The last approval recorded."},
             "lastDecision": {
                 "type": "object",
                 "description": "The last decision: action, time, reasons and evidence.",

@@ -68,7 +68,7 @@ def test_history_keeps_the_last_twenty_changes() -> None:
         now = T0 + timedelta(minutes=minute)
         obs = observed(exceptions=100 if minute % 2 else 500)  # hold / fail alternate
         decision = decide(g.spec, obs, gate_state(status, GateRequests()), now=now)
-        status = commit_pending(apply_decision(status, decision, g, now=now).status)
+        status = commit_pending(apply_decision(status, decision, g, now=now).status, now=now)
         if status.fallen_back:
             status = prepare(status, g, GateRequests(reset_token=str(minute)), now=now)
     assert len(status.history) == HISTORY_LIMIT
@@ -85,20 +85,21 @@ def test_promotion_is_pending_until_committed() -> None:
     assert transition.status.pending == {
         "step": 2,
         "share": 0.25,
-        "stepStartedAt": "2026-11-20T13:00:00Z",
+        "decidedAt": "2026-11-20T13:00:00Z",
         "fallenBack": False,
         "action": "promote",
     }
-    committed = commit_pending(transition.status)
-    assert (committed.step, committed.share, committed.step_started_at) == (2, 0.25, later)
-    assert commit_pending(committed) == committed
+    moved = later + timedelta(seconds=7)  # traffic moved a little after the decision
+    committed = commit_pending(transition.status, now=moved)
+    assert (committed.step, committed.share, committed.step_started_at) == (2, 0.25, moved)
+    assert commit_pending(committed, now=moved + timedelta(hours=1)) == committed
 
 
 def test_fallback_records_the_deterministic_path_as_step_zero() -> None:
     g = gate("triage")
     status = prepare(None, g, GateRequests(), now=T0)
     decision = decide(g.spec, observed(regressions=1), gate_state(status, GateRequests()), now=T0)
-    committed = commit_pending(apply_decision(status, decision, g, now=T0).status)
+    committed = commit_pending(apply_decision(status, decision, g, now=T0).status, now=T0)
     assert (committed.step, committed.share, committed.fallen_back) == (0, 0.0, True)
     state = gate_state(committed, GateRequests())
     assert (state.step, state.fallen_back) == (-1, True)

@@ -731,12 +731,6 @@ def test_spec_edit_racing_a_status_write_is_kept_and_restarts_the_gate_at_step_o
     assert history_actions(status).count("promote") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconcile commits a pending step with the stepStartedAt of the decision, not of the"
-    " traffic change: a step finished after a crash (or after slow queries) counts time at the"
-    " old share towards its window",
-)
 def test_step_starts_when_traffic_moved_not_when_decided(api: Api, in_process: InProcess) -> None:
     api.create(releasegate("pending", workflow="conflict"))
     in_process.tick()
@@ -825,11 +819,6 @@ def test_metrics_health_and_readiness_of_the_controller(
 # -- the CRD keeps what the controller writes ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CRD's status schema lacks fallenBack, pending, lastReset and lastApproval: a"
-    " real API server prunes them, losing sticky fallbacks and pending steps",
-)
 def test_every_status_field_the_controller_writes_survives_crd_pruning() -> None:
     now = datetime.now(UTC)
     status = GateStatus(
