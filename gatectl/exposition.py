@@ -49,7 +49,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from gatectl.observations import Action, CheckResult, Decision
+from gatectl.observations import PHASES, Action, CheckResult, Decision
 from gatectl.policy import Gate
 
 __all__ = [
@@ -63,16 +63,6 @@ __all__ = [
 DECISIONS: tuple[str, ...] = tuple(action.value for action in Action)
 """States of ``gatectl_gate_decision`` and values of ``decision`` on the counter."""
 
-PHASES: tuple[str, ...] = (
-    "Progressing",
-    "Holding",
-    "Promoted",
-    "FallenBack",
-    "Invalid",
-    "AwaitingApproval",
-    "Paused",
-)
-"""States of ``gatectl_gate_phase`` and values of ``phase`` on ``gatectl_gates``."""
 
 ERROR_REASONS: tuple[str, ...] = (
     "invalid_spec",

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Literal
 
 __all__ = [
+    "PHASES",
     "Action",
     "CheckResult",
     "Decision",
@@ -24,6 +25,17 @@ __all__ = [
     "Query",
     "Window",
 ]
+
+PHASES: tuple[str, ...] = (
+    "Progressing",
+    "Holding",
+    "Promoted",
+    "FallenBack",
+    "Invalid",
+    "AwaitingApproval",
+    "Paused",
+)
+"""A gate's phases (``status.phase``, the CRD's enum, ``gatectl_gate_phase``)."""
 
 Query = str | Mapping[str, str]
 """A rendered PromQL string, or ``{"numerator": ..., "denominator": ...}`` for a rate."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from gatectl.observations import Action, Decision, GateState
+from gatectl.observations import PHASES, Action, Decision, GateState
 from gatectl.output import decision_to_dict
 from gatectl.policy.models import Gate
 from gatectl.timeparse import format_time, parse_time
@@ -36,15 +36,6 @@ __all__ = [
 ]
 
 HISTORY_LIMIT = 20
-PHASES = (
-    "Progressing",
-    "Holding",
-    "Promoted",
-    "FallenBack",
-    "Invalid",
-    "AwaitingApproval",
-    "Paused",
-)
 
 
 @dataclass(frozen=True)
