@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from gatectl.durations import prometheus_range
-from gatectl.policy.models import MetricDefinition
+from gatectl.policy.models import BUILTIN_METRICS, MetricDefinition
 
 __all__ = [
     "BOOLEAN_METRICS",
@@ -61,7 +61,7 @@ BUILTIN: dict[str, MetricDefinition] = {
 }
 """Built-in definitions, keyed by metric name (``samples`` is the request count)."""
 
-BOOLEAN_METRICS = frozenset({"reviewer_queue_sla_breach"})
+BOOLEAN_METRICS = frozenset(name for name, kind in BUILTIN_METRICS.items() if kind == "boolean")
 """Built-in metrics whose value is a boolean (0 is false, anything else true)."""
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(workflow|window|track)\s*\}\}")

@@ -136,3 +136,11 @@ def test_custom_shapes_are_read_one_gate_at_a_time(template: str) -> None:
 def test_regex_alternation_escapes_metacharacters() -> None:
     assert regex_alternation(["a+b", "c|d", "e(f)"]) == "^(a\\+b|c\\|d|e\\(f\\))$"
     assert escape_label_value('x"y') == 'x\\"y'
+
+
+def test_catalog_defines_exactly_the_policy_models_builtin_metrics() -> None:
+    from gatectl.catalog import BOOLEAN_METRICS, SAMPLES_METRIC
+    from gatectl.policy import BUILTIN_METRICS
+
+    assert set(BUILTIN) - {SAMPLES_METRIC} == set(BUILTIN_METRICS)
+    assert {"reviewer_queue_sla_breach"} == BOOLEAN_METRICS
