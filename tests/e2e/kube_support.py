@@ -194,8 +194,9 @@ class ControllerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no lease release, exactly like a node dying."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
     def stop(self) -> int | None:

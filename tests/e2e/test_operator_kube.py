@@ -509,15 +509,17 @@ def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
     try:
         for index in range(15):
             running = process(index).start()
-            # Kill it while it works, not while Python imports: once it is running.
-            wait_for(
-                functools.partial(_started, running),
-                timeout=30,
-                what="the controller running",
-                context=running.log,
-            )
-            time.sleep(rng.uniform(0.0, 1.5))
-            running.kill()
+            try:
+                # Kill it while it works, not while Python imports: once it is running.
+                wait_for(
+                    functools.partial(_started, running),
+                    timeout=30,
+                    what="the controller running",
+                    context=running.log,
+                )
+                time.sleep(rng.uniform(0.0, 1.5))
+            finally:
+                running.kill()
             kills += 1
             if api.status("crash").get("share", 0.0) < 1.0:
                 during += 1
@@ -546,12 +548,11 @@ def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
     gaps = promotion_gaps(status)
     assert len(gaps) == 4
     assert min(gaps) >= CRASH_WINDOW, gaps
-    # Traffic as the router saw it: each share held for the window. The slack covers
-    # the time between a tick's clock reading and its actuation (the Prometheus
-    # queries in between), see test_step_starts_when_traffic_moved_not_when_decided.
+    # Traffic as the router saw it: each share held for the whole window (the slack
+    # is the auditor's polling: it sees a change up to one poll and one read late).
     changes = auditor.share_changes()
     held = [b[0] - a[0] for a, b in itertools.pairwise(changes)]
-    assert min(held) >= CRASH_WINDOW - 1.0, held
+    assert min(held) >= CRASH_WINDOW - 0.25, held
 
 
 # -- leader election --------------------------------------------------------------------------
@@ -819,24 +820,28 @@ def test_metrics_health_and_readiness_of_the_controller(
 # -- the CRD keeps what the controller writes ---------------------------------------------------
 
 
-def test_every_status_field_the_controller_writes_survives_crd_pruning() -> None:
-    now = datetime.now(UTC)
+def test_every_status_field_the_controller_writes_survives_crd_pruning(api: Api) -> None:
+    """Through the API server, which prunes what the CRD's structural schema lacks."""
     status = GateStatus(
         step=2,
         share=0.25,
-        step_started_at=now,
+        step_started_at=datetime.now(UTC).replace(microsecond=0),
         revision="abc",
+        phase="FallenBack",
+        inconclusive_count=1,
         fallen_back=True,
-        last_decision={"action": "hold"},
-        history=({"action": "start"},),
+        last_decision={"action": "fallback", "reasons": ["rollback trigger fired"]},
+        history=({"action": "start", "time": "2026-11-22T06:00:00Z"},),
         observed_generation=1,
-        pending={"step": 3, "share": 1.0},
-        last_reset="token",
-        last_approval="2:alice:now",
+        pending={"step": 0, "share": 0.0, "stepStartedAt": "2026-11-22T06:00:00Z"},
+        last_reset="2026-11-22T06:00:00Z",
+        last_approval="2:alice:2026-11-22T06:00:00Z",
         message="held",
-        conditions=({"type": "Ready", "status": "True"},),
+        conditions=({"type": "Ready", "status": "True", "reason": "Evaluated"},),
     ).to_dict()
-    crd = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
-    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
-    pruned = sorted(set(status) - set(schema["properties"]))
-    assert pruned == [], f"a real API server drops status fields {pruned}"
+    obj = api.create(releasegate("pruning"))
+    obj["status"] = status
+    api.gates.replace_status(obj, namespace=api.ns)
+    kept = api.status("pruning")
+    assert sorted(set(status) - set(kept)) == [], "status fields pruned by the API server"
+    assert kept == status
