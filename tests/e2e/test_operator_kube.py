@@ -34,6 +34,7 @@ from e2e.kube_support import (
     CRD_FILE,
     Auditor,
     ControllerProcess,
+    WebhookSink,
     apply_crd,
     events_for,
     free_port,
@@ -771,13 +772,22 @@ def test_invalid_gate_is_marked_invalid_and_the_others_progress_with_events(
     broken = releasegate("broken", workflow="invalid-ok")
     broken["spec"]["success_criteria"] = {"exception_rate": "<== 0.04"}
     api.create(broken)
-    api.create(releasegate("invalid-ok"))
-    invalid = wait_for(
-        _phase(api, "broken", "Invalid"), timeout=20, what="broken Invalid", context=controller.log
-    )
-    assert "<== 0.04" in invalid["message"], invalid["message"]
-    assert "success_criteria" in invalid["message"], invalid["message"]
-    wait_for(_phase(api, "invalid-ok", "Promoted"), timeout=40, what="the good gate promoted")
+    with WebhookSink() as hook:
+        api.create(releasegate("invalid-ok", webhook={"url": hook.url}))
+        invalid = wait_for(
+            _phase(api, "broken", "Invalid"),
+            timeout=20,
+            what="broken Invalid",
+            context=controller.log,
+        )
+        assert "<== 0.04" in invalid["message"], invalid["message"]
+        assert "success_criteria" in invalid["message"], invalid["message"]
+        wait_for(_phase(api, "invalid-ok", "Promoted"), timeout=40, what="the good gate promoted")
+        wait_for(
+            lambda: any(p.get("complete") for p in hook.received),
+            timeout=10,
+            what="the webhook told of completion",
+        )
     assert api.status("broken")["phase"] == "Invalid"
 
     warned = events_for(api.events, namespace=api.ns, name="broken")
@@ -788,6 +798,38 @@ def test_invalid_gate_is_marked_invalid_and_the_others_progress_with_events(
     promoted = [e["message"] for e in told if e["reason"] == "Promoted"]
     assert promoted[0].startswith("promote: share 0.05 -> 0.25"), promoted
     assert all(e["involvedObject"]["namespace"] == api.ns for e in told)
+
+    promotions = [p for p in hook.received if p["decision"] == "promote" and not p.get("complete")]
+    assert [(p["current_share"], p["next_share"]) for p in promotions] == [
+        (0.05, 0.25),
+        (0.25, 1.0),
+    ]
+    assert {(p["gate"], p["namespace"]) for p in hook.received} == {("invalid-ok", api.ns)}
+
+
+def test_label_selector_limits_the_gates_the_controller_touches(
+    kube: KubeTarget, api: Api, prometheus: str, tmp_path: Path
+) -> None:
+    chosen = releasegate("selected", workflow="metrics")
+    chosen["metadata"]["labels"] = {"team": "triage"}
+    api.create(chosen)
+    api.create(releasegate("ignored", workflow="metrics"))
+    with ControllerProcess(
+        kubeconfig=kube.kubeconfig,
+        namespace=api.ns,
+        prometheus_url=prometheus,
+        log_path=tmp_path / "controller.log",
+        extra=["-l", "team=triage"],
+    ) as process:
+        wait_for(
+            functools.partial(_at_step, api, "selected", 2),
+            timeout=30,
+            what="the selected gate promoted",
+            context=process.log,
+        )
+    assert api.status("ignored") == {}
+    assert api.share("ignored") is None
+    assert "ignored" not in process.log()
 
 
 def test_metrics_health_and_readiness_of_the_controller(
@@ -815,6 +857,13 @@ def test_metrics_health_and_readiness_of_the_controller(
         [found[1], "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    api.gates.delete("metrics", namespace=api.ns)
+    wait_for(
+        lambda: _metric(controller, "gatectl_gate_canary_share", **labels) is None,
+        timeout=10,
+        what="a deleted gate's series gone from /metrics",
+    )
 
 
 # -- the CRD keeps what the controller writes ---------------------------------------------------
