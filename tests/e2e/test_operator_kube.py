@@ -763,6 +763,34 @@ def test_step_starts_when_traffic_moved_not_when_decided(api: Api, in_process: I
     )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="an actuator error only reaches the log and gatectl_evaluation_errors_total: the"
+    " gate's status and Events say nothing (reconcile.Controller._error)",
+)
+def test_traffic_that_cannot_be_moved_marks_the_gate_in_status_and_events(
+    api: Api, in_process: InProcess
+) -> None:
+    traffic = {
+        "kind": "httproute",
+        "name": "no-such-route",
+        "ai_backend": "triage-ai",
+        "deterministic_backend": "triage-rules",
+    }
+    api.create(releasegate("unroutable", workflow="conflict", traffic=traffic))
+    api.create(releasegate("routable", workflow="conflict"))
+    key = f"{api.ns}/unroutable"
+    for _ in range(2):
+        report = in_process.tick()
+        assert report.errors[key].startswith("actuator_error"), report.errors
+    assert api.status("routable")["step"] == 1, "one gate's actuator error stalled another"
+    status = api.status("unroutable")
+    assert "no-such-route" in str(status.get("message")), status
+    warned = events_for(api.events, namespace=api.ns, name="unroutable")
+    assert [e["type"] for e in warned] == ["Warning"], warned
+    assert "no-such-route" in warned[0]["message"]
+
+
 # -- one bad gate, events, metrics ---------------------------------------------------------------
 
 
