@@ -21,7 +21,7 @@ from typing import Any
 
 from gatectl.controller.state import GateRequests
 from gatectl.controller.stores import GateEntry
-from gatectl.errors import PolicyError
+from gatectl.errors import ConflictError, GatectlError, NotFoundError, PolicyError
 from gatectl.kube.client import EVENTS, RELEASEGATES, Resources
 from gatectl.kube.events import record_event
 from gatectl.kube.watch import Watcher
@@ -97,6 +97,11 @@ class KubeStore:
             for obj in listed.items:
                 fresh[_key(obj)] = obj
         with self._lock:
+            # A watch event applied while we listed may be newer than the list.
+            for key, obj in fresh.items():
+                current = self._cache.get(key)
+                if current is not None and _newer(current, obj):
+                    fresh[key] = current
             self._cache = fresh
         self.synced.set()
 
@@ -169,12 +174,30 @@ class KubeStore:
         return entries
 
     def write_status(self, entry: GateEntry, status: Mapping[str, Any]) -> GateEntry:
-        """PUT the status subresource with the object's resourceVersion (409 when stale)."""
+        """PUT the status subresource with the object's resourceVersion (409 when stale).
+
+        On a 409 the gate is read again into the cache before the error goes up, so
+        the next pass decides from the object as it is now, even if the watch lags.
+        """
         body = dict(entry.handle)
         body["status"] = dict(status)
-        updated = self.gates.replace_status(body, namespace=entry.namespace)
+        try:
+            updated = self.gates.replace_status(body, namespace=entry.namespace)
+        except ConflictError:
+            self._refresh(entry)
+            raise
         self._apply("MODIFIED", updated)
         return replace(entry, status=updated.get("status") or {}, handle=updated)
+
+    def _refresh(self, entry: GateEntry) -> None:
+        try:
+            fresh = self.gates.get(entry.name, namespace=entry.namespace)
+        except NotFoundError:
+            self._apply("DELETED", dict(entry.handle))
+        except GatectlError as exc:  # the watch will bring it; the 409 is what matters
+            log.warning("gate %s: re-read after a conflict failed: %s", entry.key, exc)
+        else:
+            self._apply("MODIFIED", fresh)
 
     def record_event(self, entry: GateEntry, *, reason: str, message: str, warning: bool) -> None:
         """A core/v1 Event about the ReleaseGate."""

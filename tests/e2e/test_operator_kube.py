@@ -723,7 +723,9 @@ def test_spec_edit_racing_a_status_write_is_kept_and_restarts_the_gate_at_step_o
     assert obj["spec"]["min_samples"] == 11, "the controller's write clobbered the edit"
     assert (obj["status"]["step"], api.share("conflict")) == (2, 0.25), "stale decision acted on"
 
-    in_process.tick()  # a fresh read: a new revision starts again at step 1
+    # No re-list: the store re-read the gate when its write got the 409, and the
+    # new revision starts again at step 1.
+    in_process.tick(sync=False)
     status = api.status("conflict")
     assert (status["step"], status["share"], api.share("conflict")) == (1, 0.05, 0.05)
     assert status["observedGeneration"] == 2
