@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from kubeapi.fixtures import KubeTarget, kube_api
@@ -126,7 +127,6 @@ def prometheus(prometheus_server: LocalPrometheus) -> str:
 
 def _wait_for_scrapes(url: str) -> None:
     """Prometheus scrapes live targets a few seconds after start; wait for two samples."""
-    import httpx
 
     def ready() -> bool:
         response = httpx.get(
@@ -597,7 +597,7 @@ def test_two_controllers_only_the_leader_writes_and_the_other_takes_over(
         leader, follower = replicas[holder], replicas[next(n for n in replicas if n != holder)]
         api.create(releasegate("leader", steps=(0.05, 0.25, 0.5, 1.0)))
         wait_for(lambda: api.status("leader").get("step") == 2, timeout=30, what="step 2")
-        wait_for(lambda: follower.get("/readyz").status_code == 200, timeout=10, what="ready")
+        wait_for(functools.partial(_ready, follower), timeout=10, what="follower ready")
         assert _metric(leader, "gatectl_leader") == 1.0
         assert _metric(follower, "gatectl_leader") == 0.0
         assert _decisions_logged(leader) > 0
@@ -624,9 +624,56 @@ def test_two_controllers_only_the_leader_writes_and_the_other_takes_over(
         assert history_actions(status).count("promote") == 3
         assert min(promotion_gaps(status)) >= WINDOW
         assert _metric(follower, "gatectl_leader") == 1.0
+
+        # A leader stopped cleanly (SIGTERM, a rolling update) hands over at once.
+        replicas["gamma"] = replica("gamma").start()
+        wait_for(
+            functools.partial(_ready, replicas["gamma"]),
+            timeout=30,
+            what="gamma ready",
+            context=replicas["gamma"].log,
+        )
+        assert follower.stop() == 0
+        stopped_at = time.monotonic()
+        wait_for(
+            lambda: _lease_holder(api) == "gamma",
+            timeout=15,
+            what="gamma holding the Lease",
+            context=replicas["gamma"].log,
+        )
+        handover = time.monotonic() - stopped_at
+        assert handover < 15, f"a released Lease took {handover:.1f}s to change hands"
     finally:
         for process in replicas.values():
             process.stop()
+
+
+def test_run_once_evaluates_every_gate_and_exits(
+    kube: KubeTarget, api: Api, prometheus: str
+) -> None:
+    api.create(releasegate("metrics"))
+    done = gatectl_cli(
+        "run",
+        "--kubernetes",
+        "--once",
+        "--kubeconfig",
+        kube.kubeconfig,
+        "-n",
+        api.ns,
+        "--prometheus-url",
+        prometheus,
+    )
+    assert done.returncode == 0, done.stderr
+    status = api.status("metrics")
+    assert (status["step"], status["share"], status["lastDecision"]["action"]) == (1, 0.05, "hold")
+    assert api.share("metrics") == 0.05
+
+
+def _ready(process: ControllerProcess) -> bool:
+    try:
+        return process.get("/readyz").status_code == 200
+    except httpx.HTTPError:  # not listening yet
+        return False
 
 
 def _lease_holder(api: Api) -> str | None:
