@@ -676,6 +676,40 @@ def _ready(process: ControllerProcess) -> bool:
         return False
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="--log-format json formats the message with %(message)r: single-quoted Python"
+    " reprs, not JSON (controller/loop.py _configure_logging)",
+)
+def test_json_logs_are_one_json_object_per_line(kube: KubeTarget, api: Api) -> None:
+    api.create(releasegate("metrics"))
+    done = gatectl_cli(
+        "run",
+        "--kubernetes",
+        "--once",
+        "--kubeconfig",
+        kube.kubeconfig,
+        "-n",
+        api.ns,
+        "--prometheus-url",
+        "http://127.0.0.1:9",
+        "--log-format",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines
+    bad = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            bad.append(line)
+    assert bad == [], f"{len(bad)} of {len(lines)} log lines are not JSON, e.g. {bad[0]}"
+    decisions = [json.loads(line) for line in lines if "decision" in line]
+    assert any(d.get("decision") == "hold" or "hold" in str(d.get("msg")) for d in decisions)
+
+
 def _lease_holder(api: Api) -> str | None:
     try:
         lease = api.leases.get("gatectl-leader", namespace=api.ns)
@@ -812,11 +846,6 @@ def test_step_starts_when_traffic_moved_not_when_decided(api: Api, in_process: I
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an actuator error only reaches the log and gatectl_evaluation_errors_total: the"
-    " gate's status and Events say nothing (reconcile.Controller._error)",
-)
 def test_traffic_that_cannot_be_moved_marks_the_gate_in_status_and_events(
     api: Api, in_process: InProcess
 ) -> None:
