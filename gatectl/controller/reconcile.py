@@ -184,7 +184,7 @@ class Controller:
                 self._actuate(gate, status.share)
             return entry, status
         except ActuatorError as exc:
-            self._error(entry, gate, "actuator_error", str(exc), report)
+            self._traffic_error(entry, gate, status, str(exc), report)
         except ConflictError as exc:
             self._error(entry, gate, "status_conflict", str(exc), report)
         except GatectlError as exc:
@@ -247,7 +247,7 @@ class Controller:
                 new = commit_pending(new, now=self.clock())
             self._persist(entry, new, report)
         except ActuatorError as exc:
-            self._error(entry, gate, "actuator_error", str(exc), report)
+            self._traffic_error(entry, gate, new, str(exc), report)
             return new.phase
         except ConflictError as exc:
             self._error(entry, gate, "status_conflict", str(exc), report)
@@ -311,6 +311,25 @@ class Controller:
         )
         # Try again at the next tick rather than after a whole interval.
         self._next_due.pop(entry.key, None)
+
+    def _traffic_error(
+        self,
+        entry: GateEntry,
+        gate: Gate,
+        status: GateStatus | None,
+        message: str,
+        report: TickReport,
+    ) -> None:
+        """Say in status and in one Warning event that traffic could not be moved."""
+        self._error(entry, gate, "actuator_error", message, report)
+        text = f"traffic not moved: {message}"
+        if status is None or entry.status.get("message") == text:
+            return  # said already: one event per distinct failure, not one per tick
+        try:
+            entry = self.store.write_status(entry, replace(status, message=text).to_dict())
+            self.store.record_event(entry, reason="TrafficError", message=text, warning=True)
+        except GatectlError as exc:
+            log.warning("gate %s: could not record the traffic error: %s", entry.key, exc)
 
     def _announce(
         self, entry: GateEntry, gate: Gate, decision: Decision, status: GateStatus

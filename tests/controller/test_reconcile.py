@@ -281,3 +281,19 @@ def test_many_gates_are_read_with_a_handful_of_queries() -> None:
 )
 def test_quantize_window(seconds: float, quantized: float) -> None:
     assert quantize_window(seconds) == quantized
+
+
+def test_traffic_that_cannot_move_is_said_in_status_and_one_warning_event() -> None:
+    rig = Rig(gate("triage"))
+    rig.traffic.fail = True
+    for _ in range(3):
+        report = rig.tick()
+        assert report.errors["default/triage"].startswith("actuator_error")
+    status = rig.store.statuses["default/triage"]
+    assert status["message"] == "traffic not moved: configmap default/x: connection refused"
+    warnings = [e for e in rig.store.events if e[1] == "TrafficError"]
+    assert len(warnings) == 1
+    rig.traffic.fail = False
+    rig.tick()
+    assert rig.traffic.share("triage") == 0.05
+    assert not rig.store.statuses["default/triage"]["message"].startswith("traffic not moved")
