@@ -900,6 +900,28 @@ def test_an_approval_does_not_carry_over_to_a_new_revision(
     assert (status["step"], status["phase"]) == (1, "AwaitingApproval"), status["lastDecision"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a gate whose Prometheus cannot be queried at all (no URL, bad token file) gets no"
+    " status and no Event, only a log line (reconcile.Controller._decide, query_error)",
+)
+def test_a_gate_without_prometheus_says_so_in_status_and_one_event(
+    kube: KubeTarget, api: Api
+) -> None:
+    api.create(releasegate("unmeasured", workflow="conflict"))
+    harness = InProcess(kube, "")  # no --prometheus-url, none in the policy either
+    try:
+        for _ in range(3):
+            report = harness.tick()
+            assert report.errors[f"{api.ns}/unmeasured"].startswith("query_error")
+    finally:
+        harness.close()
+    status = api.status("unmeasured")
+    assert "no Prometheus URL" in str(status.get("message")), status
+    warned = events_for(api.events, namespace=api.ns, name="unmeasured")
+    assert [e["type"] for e in warned] == ["Warning"], warned
+
+
 # -- one bad gate, events, metrics ---------------------------------------------------------------
 
 
