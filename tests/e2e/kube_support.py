@@ -6,10 +6,14 @@ traffic ConfigMap and the gate's status in a background thread while a
 rollout runs, so a test can check after the fact that shares only moved one
 step at a time and never before the promotion window; ``wait_for`` polls a
 condition with a deadline (a failure, never a timed assertion on speed).
+``Api`` is a test's view of its namespace, ``InProcess`` runs ``Controller``
+and ``KubeStore`` one forced pass at a time, and the small probes below read
+status, metrics and the Lease for ``wait_for``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -27,25 +31,52 @@ from typing import Any, TypeVar
 
 import httpx
 import yaml
+from kubeapi.fixtures import KubeTarget
 
+from gatectl.controller.actuators import Actuators
+from gatectl.controller.kubestore import KubeStore
+from gatectl.controller.reconcile import ClientPool, Controller, TickReport
 from gatectl.errors import GatectlError, NotFoundError
-from gatectl.kube import Resources
+from gatectl.exposition import Recorder
+from gatectl.kube import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    EVENTS,
+    HTTPROUTES,
+    LEASES,
+    RELEASEGATES,
+    Resources,
+)
 from gatectl.timeparse import parse_time
 
 __all__ = [
     "CRD_FILE",
+    "Api",
     "Auditor",
     "ControllerProcess",
+    "InProcess",
     "Sample",
     "WebhookSink",
     "apply_crd",
+    "at_step",
+    "decisions_logged",
+    "deployment",
     "events_for",
+    "explain",
     "free_port",
     "gatectl_cli",
+    "has_started",
     "history_actions",
+    "httproute",
+    "in_phase",
+    "is_ready",
     "jsonpath",
+    "lease_holder",
+    "metric_value",
     "promotion_gaps",
     "releasegate",
+    "replica_counts",
+    "route_weights",
     "wait_for",
 ]
 
@@ -375,3 +406,164 @@ class WebhookSink:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+# -- the tests' view of the cluster and probes ------------------------------------------------
+
+
+class Api:
+    """The resources a test reads and writes, in the test's namespace."""
+
+    def __init__(self, kube: KubeTarget) -> None:
+        self.ns = kube.namespace
+        self.gates = kube.resources(RELEASEGATES)
+        self.configmaps = kube.resources(CONFIGMAPS)
+        self.events = kube.resources(EVENTS)
+        self.leases = kube.resources(LEASES)
+        self.routes = kube.resources(HTTPROUTES)
+        self.deployments = kube.resources(DEPLOYMENTS)
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.gates.create(body, namespace=self.ns)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.gates.get(name, namespace=self.ns).get("status") or {})
+
+    def share(self, name: str) -> float | None:
+        """The share in the default ConfigMap ``gatectl-NAME``, if there is one yet."""
+        try:
+            data = self.configmaps.get(f"gatectl-{name}", namespace=self.ns).get("data") or {}
+        except Exception:
+            return None
+        return float(data["share"]) if "share" in data else None
+
+    def configmap(self, name: str) -> dict[str, str]:
+        return dict(self.configmaps.get(name, namespace=self.ns).get("data") or {})
+
+
+def at_step(api: Api, name: str, step: int) -> bool:
+    return api.status(name).get("step") == step
+
+
+def has_started(process: ControllerProcess) -> bool:
+    return "controller started" in process.log()
+
+
+def explain(api: Api, name: str, process: ControllerProcess) -> str:
+    """The gate's status and the controller's log, for a failure message."""
+    return json.dumps(api.status(name), indent=1)[-3000:] + "\n" + process.log()[-6000:]
+
+
+def in_phase(api: Api, name: str, phase: str) -> Any:
+    """A probe: the status once it is in ``phase`` with no traffic change pending."""
+
+    def probe() -> dict[str, Any] | None:
+        status = api.status(name)
+        return status if status.get("phase") == phase and "pending" not in status else None
+
+    return probe
+
+
+def httproute(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "gateway"}],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": "triage-ai", "port": 80, "weight": 0},
+                        {"name": "triage-rules", "port": 80, "weight": 100},
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]},
+            },
+        },
+    }
+
+
+def route_weights(api: Api, name: str) -> dict[str, int]:
+    route = api.routes.get(name, namespace=api.ns)
+    return {
+        ref["name"]: ref.get("weight")
+        for rule in route["spec"]["rules"]
+        for ref in rule["backendRefs"]
+    }
+
+
+def replica_counts(api: Api, *names: str) -> tuple[int, ...]:
+    return tuple(api.deployments.get(n, namespace=api.ns)["spec"]["replicas"] for n in names)
+
+
+def decisions_logged(process: ControllerProcess) -> int:
+    return process.log().count('"msg": "decision"')
+
+
+def metric_value(process: ControllerProcess, name: str, **labels: str) -> float | None:
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    for line in process.get("/metrics").text.splitlines():
+        if line.startswith(name) and line[len(name)] in "{ " and all(w in line for w in wanted):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def is_ready(process: ControllerProcess) -> bool:
+    try:
+        return process.get("/readyz").status_code == 200
+    except httpx.HTTPError:  # not listening yet
+        return False
+
+
+def lease_holder(api: Api) -> str | None:
+    try:
+        lease = api.leases.get("gatectl-leader", namespace=api.ns)
+    except Exception:
+        return None
+    return (lease.get("spec") or {}).get("holderIdentity") or None
+
+
+class InProcess:
+    """``Controller`` + ``KubeStore`` in this process, one forced pass per ``tick()``.
+
+    No watch thread: ``tick()`` re-lists first (a fresh read), ``tick(sync=False)``
+    decides from what was read before, as a controller racing an edit would.
+    """
+
+    def __init__(self, kube: KubeTarget, prometheus: str) -> None:
+        kinds = {"configmaps": CONFIGMAPS, "deployments": DEPLOYMENTS, "httproutes": HTTPROUTES}
+        self.store = KubeStore(kube.api_client, namespaces=[kube.namespace])
+        self.recorder = Recorder()
+        self.controller = Controller(
+            self.store,
+            clients=ClientPool(url=prometheus),
+            actuators=Actuators(resources=lambda k: kube.resources(kinds[k]), kubernetes=True),
+            recorder=self.recorder,
+        )
+        self.loop = asyncio.new_event_loop()
+
+    def tick(self, *, sync: bool = True) -> TickReport:
+        if sync:
+            self.store.sync()
+        return self.loop.run_until_complete(self.controller.tick(force=True))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.controller.clients.aclose())
+        self.loop.close()

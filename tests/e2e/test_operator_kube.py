@@ -13,7 +13,6 @@ into the API server are skipped.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import json
@@ -23,7 +22,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -33,32 +31,36 @@ from support.live import LiveWorkflows, Traffic
 
 from e2e.kube_support import (
     CRD_FILE,
+    Api,
     Auditor,
     ControllerProcess,
+    InProcess,
     WebhookSink,
     apply_crd,
+    at_step,
+    decisions_logged,
+    deployment,
     events_for,
+    explain,
     free_port,
     gatectl_cli,
+    has_started,
     history_actions,
+    httproute,
+    in_phase,
+    is_ready,
     jsonpath,
+    lease_holder,
+    metric_value,
     promotion_gaps,
     releasegate,
+    replica_counts,
+    route_weights,
     wait_for,
 )
-from gatectl.controller.actuators import Actuators
-from gatectl.controller.kubestore import KubeStore
-from gatectl.controller.reconcile import ClientPool, Controller, TickReport
 from gatectl.controller.state import GateStatus
-from gatectl.exposition import Recorder
 from gatectl.kube import (
-    CONFIGMAPS,
     CRDS,
-    DEPLOYMENTS,
-    EVENTS,
-    HTTPROUTES,
-    LEASES,
-    RELEASEGATES,
 )
 from gatectl.localprom import LocalPrometheus, find_binaries
 from gatectl.timeparse import format_time, parse_time
@@ -148,36 +150,6 @@ def kube(kube_api: KubeTarget) -> KubeTarget:
     return kube_api
 
 
-class Api:
-    """The resources a test reads and writes, in the test's namespace."""
-
-    def __init__(self, kube: KubeTarget) -> None:
-        self.ns = kube.namespace
-        self.gates = kube.resources(RELEASEGATES)
-        self.configmaps = kube.resources(CONFIGMAPS)
-        self.events = kube.resources(EVENTS)
-        self.leases = kube.resources(LEASES)
-        self.routes = kube.resources(HTTPROUTES)
-        self.deployments = kube.resources(DEPLOYMENTS)
-
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.gates.create(body, namespace=self.ns)
-
-    def status(self, name: str) -> dict[str, Any]:
-        return dict(self.gates.get(name, namespace=self.ns).get("status") or {})
-
-    def share(self, name: str) -> float | None:
-        """The share in the default ConfigMap ``gatectl-NAME``, if there is one yet."""
-        try:
-            data = self.configmaps.get(f"gatectl-{name}", namespace=self.ns).get("data") or {}
-        except Exception:
-            return None
-        return float(data["share"]) if "share" in data else None
-
-    def configmap(self, name: str) -> dict[str, str]:
-        return dict(self.configmaps.get(name, namespace=self.ns).get("data") or {})
-
-
 @pytest.fixture
 def api(kube: KubeTarget) -> Api:
     return Api(kube)
@@ -197,29 +169,6 @@ def controller(kube: KubeTarget, prometheus: str, tmp_path: Path) -> Iterator[Co
         yield process
 
 
-def _at_step(api: Api, name: str, step: int) -> bool:
-    return api.status(name).get("step") == step
-
-
-def _started(process: ControllerProcess) -> bool:
-    return "controller started" in process.log()
-
-
-def _explain(api: Api, name: str, process: ControllerProcess) -> str:
-    """The gate's status and the controller's log, for a failure message."""
-    return json.dumps(api.status(name), indent=1)[-3000:] + "\n" + process.log()[-6000:]
-
-
-def _phase(api: Api, name: str, phase: str) -> Any:
-    """A probe: the status once it is in ``phase`` with no traffic change pending."""
-
-    def probe() -> dict[str, Any] | None:
-        status = api.status(name)
-        return status if status.get("phase") == phase and "pending" not in status else None
-
-    return probe
-
-
 # -- a rollout ------------------------------------------------------------------------------
 
 
@@ -230,7 +179,7 @@ def test_gate_walks_every_step_with_status_configmap_and_printer_columns(
     auditor = Auditor(api.gates, api.configmaps, api.ns, "walk", "gatectl-walk").start()
     try:
         status = wait_for(
-            _phase(api, "walk", "Promoted"),
+            in_phase(api, "walk", "Promoted"),
             timeout=40,
             what="walk promoted to 1.0",
             context=controller.log,
@@ -262,63 +211,14 @@ def test_gate_walks_every_step_with_status_configmap_and_printer_columns(
 # -- falling back, on every kind of traffic ---------------------------------------------------
 
 
-def _route(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": name},
-        "spec": {
-            "parentRefs": [{"name": "gateway"}],
-            "rules": [
-                {
-                    "backendRefs": [
-                        {"name": "triage-ai", "port": 80, "weight": 0},
-                        {"name": "triage-rules", "port": 80, "weight": 100},
-                    ]
-                }
-            ],
-        },
-    }
-
-
-def _deployment(name: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]},
-            },
-        },
-    }
-
-
-def _weights(api: Api, name: str) -> dict[str, int]:
-    route = api.routes.get(name, namespace=api.ns)
-    return {
-        ref["name"]: ref.get("weight")
-        for rule in route["spec"]["rules"]
-        for ref in rule["backendRefs"]
-    }
-
-
-def _replicas(api: Api, *names: str) -> tuple[int, ...]:
-    return tuple(api.deployments.get(n, namespace=api.ns)["spec"]["replicas"] for n in names)
-
-
 @pytest.mark.slow
 def test_regression_mid_step_falls_back_configmap_route_and_replicas_until_reset(
     kube: KubeTarget, api: Api, live: LiveWorkflows, controller: ControllerProcess
 ) -> None:
     kube.require_crd("httproutes.gateway.networking.k8s.io")
-    api.routes.create(_route("triage"), namespace=api.ns)
-    api.deployments.create(_deployment("triage-canary", 0), namespace=api.ns)
-    api.deployments.create(_deployment("triage-stable", 4), namespace=api.ns)
+    api.routes.create(httproute("triage"), namespace=api.ns)
+    api.deployments.create(deployment("triage-canary", 0), namespace=api.ns)
+    api.deployments.create(deployment("triage-stable", 4), namespace=api.ns)
     # A longer window here, so that the regression lands well inside step 2: with
     # one-second scrapes a counter bump right at a step's start can fall between
     # the sample before the window and the first one inside it.
@@ -345,22 +245,22 @@ def test_regression_mid_step_falls_back_configmap_route_and_replicas_until_reset
 
     wait_for(all_at_step_two, timeout=40, what="every gate at 0.25", context=controller.log)
     assert api.configmap("gatectl-regress")["share"] == "0.25"
-    assert _weights(api, "triage") == {"triage-ai": 25, "triage-rules": 75}
-    assert _replicas(api, "triage-canary", "triage-stable") == (1, 3)
+    assert route_weights(api, "triage") == {"triage-ai": 25, "triage-rules": 75}
+    assert replica_counts(api, "triage-canary", "triage-stable") == (1, 3)
 
     time.sleep(1.5)  # mid-step
     live.regression("regress")
     for gate in gates:
         wait_for(
-            _phase(api, gate, "FallenBack"),
+            in_phase(api, gate, "FallenBack"),
             timeout=20,
             what=f"{gate} fallen back",
-            context=functools.partial(_explain, api, gate, controller),
+            context=functools.partial(explain, api, gate, controller),
         )
     data = api.configmap("gatectl-regress")
     assert (data["share"], data["share_mode"]) == ("0", "deterministic")
-    assert _weights(api, "triage") == {"triage-ai": 0, "triage-rules": 100}
-    assert _replicas(api, "triage-canary", "triage-stable") == (0, 4)
+    assert route_weights(api, "triage") == {"triage-ai": 0, "triage-rules": 100}
+    assert replica_counts(api, "triage-canary", "triage-stable") == (0, 4)
     status = api.status("regress")
     assert (status["step"], status["share"]) == (0, 0.0)
     assert history_actions(status)[-1] == "fallback"
@@ -400,7 +300,7 @@ def test_approval_holds_until_gatectl_approve_and_pause_stops_promotion(
     assert paused.returncode == 0, paused.stderr
 
     waiting = wait_for(
-        _phase(api, "approval", "AwaitingApproval"),
+        in_phase(api, "approval", "AwaitingApproval"),
         timeout=20,
         what="approval awaiting approval",
         context=controller.log,
@@ -452,7 +352,7 @@ def test_prometheus_stopped_holds_every_gate_and_restarted_they_continue(
         api.create(releasegate(gate))
     for gate in gates:
         wait_for(
-            functools.partial(_at_step, api, gate, 2),
+            functools.partial(at_step, api, gate, 2),
             timeout=30,
             what=f"{gate} at step 2",
             context=controller.log,
@@ -474,7 +374,7 @@ def test_prometheus_stopped_holds_every_gate_and_restarted_they_continue(
         prometheus_server.start()  # same port and data: the controller's URL still works
     for gate in gates:
         wait_for(
-            _phase(api, gate, "Promoted"),
+            in_phase(api, gate, "Promoted"),
             timeout=40,
             what=f"{gate} promoted after Prometheus came back",
             context=controller.log,
@@ -513,7 +413,7 @@ def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
             try:
                 # Kill it while it works, not while Python imports: once it is running.
                 wait_for(
-                    functools.partial(_started, running),
+                    functools.partial(has_started, running),
                     timeout=30,
                     what="the controller running",
                     context=running.log,
@@ -527,7 +427,7 @@ def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
         final = process(15).start()
         try:
             status = wait_for(
-                _phase(api, "crash", "Promoted"),
+                in_phase(api, "crash", "Promoted"),
                 timeout=60,
                 what="crash promoted after the kills",
                 context=final.log,
@@ -559,18 +459,6 @@ def test_sigkill_at_random_points_never_doubles_a_step_nor_promotes_early(
 # -- leader election --------------------------------------------------------------------------
 
 
-def _decisions_logged(process: ControllerProcess) -> int:
-    return process.log().count('"msg": "decision"')
-
-
-def _metric(process: ControllerProcess, name: str, **labels: str) -> float | None:
-    wanted = [f'{k}="{v}"' for k, v in labels.items()]
-    for line in process.get("/metrics").text.splitlines():
-        if line.startswith(name) and line[len(name)] in "{ " and all(w in line for w in wanted):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 @pytest.mark.slow
 def test_two_controllers_only_the_leader_writes_and_the_other_takes_over(
     kube: KubeTarget, api: Api, prometheus: str, tmp_path: Path
@@ -589,7 +477,7 @@ def test_two_controllers_only_the_leader_writes_and_the_other_takes_over(
     replicas = {name: replica(name).start() for name in ("alpha", "beta")}
     try:
         holder = wait_for(
-            lambda: _lease_holder(api),
+            lambda: lease_holder(api),
             timeout=20,
             what="a Lease holder",
             context=lambda: "\n".join(p.log() for p in replicas.values()),
@@ -597,17 +485,17 @@ def test_two_controllers_only_the_leader_writes_and_the_other_takes_over(
         leader, follower = replicas[holder], replicas[next(n for n in replicas if n != holder)]
         api.create(releasegate("leader", steps=(0.05, 0.25, 0.5, 1.0)))
         wait_for(lambda: api.status("leader").get("step") == 2, timeout=30, what="step 2")
-        wait_for(functools.partial(_ready, follower), timeout=10, what="follower ready")
-        assert _metric(leader, "gatectl_leader") == 1.0
-        assert _metric(follower, "gatectl_leader") == 0.0
-        assert _decisions_logged(leader) > 0
-        assert _decisions_logged(follower) == 0, "the follower decided"
-        assert _metric(follower, "gatectl_gate_canary_share", gate="leader") is None
+        wait_for(functools.partial(is_ready, follower), timeout=10, what="follower ready")
+        assert metric_value(leader, "gatectl_leader") == 1.0
+        assert metric_value(follower, "gatectl_leader") == 0.0
+        assert decisions_logged(leader) > 0
+        assert decisions_logged(follower) == 0, "the follower decided"
+        assert metric_value(follower, "gatectl_gate_canary_share", gate="leader") is None
 
         leader.kill()
         killed_at = time.monotonic()
         wait_for(
-            lambda: _lease_holder(api) == follower.identity,
+            lambda: lease_holder(api) == follower.identity,
             timeout=25,
             what="the follower holding the Lease",
             context=follower.log,
@@ -615,20 +503,20 @@ def test_two_controllers_only_the_leader_writes_and_the_other_takes_over(
         took = time.monotonic() - killed_at
         assert took <= 15 + 2 + 1, f"takeover after {took:.1f}s (lease 15s, retry 2s)"
         status = wait_for(
-            _phase(api, "leader", "Promoted"),
+            in_phase(api, "leader", "Promoted"),
             timeout=40,
             what="leader gate promoted by the new leader",
             context=follower.log,
         )
-        assert _decisions_logged(follower) > 0
+        assert decisions_logged(follower) > 0
         assert history_actions(status).count("promote") == 3
         assert min(promotion_gaps(status)) >= WINDOW
-        assert _metric(follower, "gatectl_leader") == 1.0
+        assert metric_value(follower, "gatectl_leader") == 1.0
 
         # A leader stopped cleanly (SIGTERM, a rolling update) hands over at once.
         replicas["gamma"] = replica("gamma").start()
         wait_for(
-            functools.partial(_ready, replicas["gamma"]),
+            functools.partial(is_ready, replicas["gamma"]),
             timeout=30,
             what="gamma ready",
             context=replicas["gamma"].log,
@@ -636,7 +524,7 @@ def test_two_controllers_only_the_leader_writes_and_the_other_takes_over(
         assert follower.stop() == 0
         stopped_at = time.monotonic()
         wait_for(
-            lambda: _lease_holder(api) == "gamma",
+            lambda: lease_holder(api) == "gamma",
             timeout=15,
             what="gamma holding the Lease",
             context=replicas["gamma"].log,
@@ -667,13 +555,6 @@ def test_run_once_evaluates_every_gate_and_exits(
     status = api.status("metrics")
     assert (status["step"], status["share"], status["lastDecision"]["action"]) == (1, 0.05, "hold")
     assert api.share("metrics") == 0.05
-
-
-def _ready(process: ControllerProcess) -> bool:
-    try:
-        return process.get("/readyz").status_code == 200
-    except httpx.HTTPError:  # not listening yet
-        return False
 
 
 @pytest.mark.xfail(
@@ -710,44 +591,7 @@ def test_json_logs_are_one_json_object_per_line(kube: KubeTarget, api: Api) -> N
     assert any(d.get("decision") == "hold" or "hold" in str(d.get("msg")) for d in decisions)
 
 
-def _lease_holder(api: Api) -> str | None:
-    try:
-        lease = api.leases.get("gatectl-leader", namespace=api.ns)
-    except Exception:
-        return None
-    return (lease.get("spec") or {}).get("holderIdentity") or None
-
-
 # -- conflicts and spec changes, one pass at a time --------------------------------------------
-
-
-class InProcess:
-    """``Controller`` + ``KubeStore`` in this process, one forced pass per ``tick()``.
-
-    No watch thread: ``tick()`` re-lists first (a fresh read), ``tick(sync=False)``
-    decides from what was read before, as a controller racing an edit would.
-    """
-
-    def __init__(self, kube: KubeTarget, prometheus: str) -> None:
-        kinds = {"configmaps": CONFIGMAPS, "deployments": DEPLOYMENTS, "httproutes": HTTPROUTES}
-        self.store = KubeStore(kube.api_client, namespaces=[kube.namespace])
-        self.recorder = Recorder()
-        self.controller = Controller(
-            self.store,
-            clients=ClientPool(url=prometheus),
-            actuators=Actuators(resources=lambda k: kube.resources(kinds[k]), kubernetes=True),
-            recorder=self.recorder,
-        )
-        self.loop = asyncio.new_event_loop()
-
-    def tick(self, *, sync: bool = True) -> TickReport:
-        if sync:
-            self.store.sync()
-        return self.loop.run_until_complete(self.controller.tick(force=True))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.controller.clients.aclose())
-        self.loop.close()
 
 
 @pytest.fixture
@@ -934,14 +778,14 @@ def test_invalid_gate_is_marked_invalid_and_the_others_progress_with_events(
     with WebhookSink() as hook:
         api.create(releasegate("invalid-ok", webhook={"url": hook.url}))
         invalid = wait_for(
-            _phase(api, "broken", "Invalid"),
+            in_phase(api, "broken", "Invalid"),
             timeout=20,
             what="broken Invalid",
             context=controller.log,
         )
         assert "<== 0.04" in invalid["message"], invalid["message"]
         assert "success_criteria" in invalid["message"], invalid["message"]
-        wait_for(_phase(api, "invalid-ok", "Promoted"), timeout=40, what="the good gate promoted")
+        wait_for(in_phase(api, "invalid-ok", "Promoted"), timeout=40, what="the good gate promoted")
         wait_for(
             lambda: any(p.get("complete") for p in hook.received),
             timeout=10,
@@ -981,7 +825,7 @@ def test_label_selector_limits_the_gates_the_controller_touches(
         extra=["-l", "team=triage"],
     ) as process:
         wait_for(
-            functools.partial(_at_step, api, "selected", 2),
+            functools.partial(at_step, api, "selected", 2),
             timeout=30,
             what="the selected gate promoted",
             context=process.log,
@@ -1000,15 +844,17 @@ def test_metrics_health_and_readiness_of_the_controller(
     assert controller.get("/readyz").status_code == 200
     labels = {"namespace": api.ns, "gate": "metrics", "workflow": "metrics"}
     wait_for(
-        lambda: _metric(controller, "gatectl_gate_canary_share", **labels) is not None,
+        lambda: metric_value(controller, "gatectl_gate_canary_share", **labels) is not None,
         timeout=10,
         what="the share series",
     )
-    share = _metric(controller, "gatectl_gate_canary_share", **labels)
+    share = metric_value(controller, "gatectl_gate_canary_share", **labels)
     assert share == api.status("metrics")["share"]
     decision = api.status("metrics")["lastDecision"]["action"]
-    assert _metric(controller, "gatectl_gate_decision", gatectl_gate_decision=decision, **labels)
-    assert _metric(controller, "gatectl_leader") == 1.0
+    assert metric_value(
+        controller, "gatectl_gate_decision", gatectl_gate_decision=decision, **labels
+    )
+    assert metric_value(controller, "gatectl_leader") == 1.0
     text = controller.get("/metrics").text
     found = find_binaries()
     assert found is not None
@@ -1019,7 +865,7 @@ def test_metrics_health_and_readiness_of_the_controller(
 
     api.gates.delete("metrics", namespace=api.ns)
     wait_for(
-        lambda: _metric(controller, "gatectl_gate_canary_share", **labels) is None,
+        lambda: metric_value(controller, "gatectl_gate_canary_share", **labels) is None,
         timeout=10,
         what="a deleted gate's series gone from /metrics",
     )
