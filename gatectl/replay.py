@@ -125,11 +125,17 @@ def instants(start: datetime, end: datetime, *, every_seconds: float) -> list[da
 
 def _requests(status: GateStatus, *, approve_all: bool) -> GateRequests:
     from gatectl.controller.state import GateRequests
+    from gatectl.timeparse import format_time
 
     if not approve_all:
         return GateRequests()
-    # No approved_at: the approval token changes only with the step, as one human click would.
-    return GateRequests(approved_step=status.step + 1, approved_by=APPROVER)
+    # Approved as the step began: the token changes only with the step, as one human click
+    # would, and it is never older than the rollout it approves.
+    return GateRequests(
+        approved_step=status.step + 1,
+        approved_by=APPROVER,
+        approved_at=format_time(status.step_started_at),
+    )
 
 
 def replay_gate(

@@ -74,7 +74,8 @@ def _who(value: str | None) -> str:
 
 
 def _now() -> str:
-    return format_time(datetime.now(UTC).replace(microsecond=0))
+    # Microseconds: an approval must be told apart from a rollout begun the same second.
+    return format_time(datetime.now(UTC))
 
 
 # -- file mode ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from gatectl.controller.actuators import Actuators, ResourceAPI
 from gatectl.controller.filestate import LeaderLock
@@ -26,7 +28,7 @@ from gatectl.errors import UsageError
 from gatectl.exposition import Recorder
 from gatectl.serving import serve
 
-__all__ = ["command", "run_loop"]
+__all__ = ["JsonFormatter", "command", "run_loop"]
 
 log = logging.getLogger("gatectl.controller")
 
@@ -122,16 +124,34 @@ async def run_loop(
     return ticks
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, msg; a JSON message is merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        body: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        try:
+            parsed = json.loads(message)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            body.update(parsed)
+        else:
+            body["msg"] = message
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body)
+
+
 def _configure_logging(fmt: str) -> None:
     root = logging.getLogger()
     for handler in root.handlers:
         if fmt == "json":
-            handler.setFormatter(
-                logging.Formatter(
-                    '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
-                    '"msg":%(message)r}'
-                )
-            )
+            handler.setFormatter(JsonFormatter())
     logging.getLogger("gatectl").setLevel(logging.INFO)
 
 

@@ -228,7 +228,8 @@ class Controller:
         report: TickReport,
     ) -> str:
         if isinstance(observed, GatectlError):
-            self._error(entry, gate, "query_error", str(observed), report)
+            text = f"cannot query Prometheus: {observed}"
+            self._mark_error(entry, gate, status, reason="query_error", text=text, report=report)
             return status.phase
         decision = decide(gate.spec, observed, gate_state(status, entry.requests), now=now)
         if any(c.result == "no_data" for c in (*decision.criteria, *decision.triggers)):
@@ -256,7 +257,7 @@ class Controller:
         report.decisions[entry.key] = decision
         self.recorder.record_decision(gate, decision, phase=new.phase)
         self._log(entry, gate, decision, new.phase)
-        if transition.changed:
+        if transition.announce:
             self._announce(entry, gate, decision, new)
         return new.phase
 
@@ -321,15 +322,29 @@ class Controller:
         report: TickReport,
     ) -> None:
         """Say in status and in one Warning event that traffic could not be moved."""
-        self._error(entry, gate, "actuator_error", message, report)
         text = f"traffic not moved: {message}"
+        self._mark_error(entry, gate, status, reason="actuator_error", text=text, report=report)
+
+    def _mark_error(
+        self,
+        entry: GateEntry,
+        gate: Gate,
+        status: GateStatus | None,
+        *,
+        reason: str,
+        text: str,
+        report: TickReport,
+    ) -> None:
+        """Count the error, and say it in status and one Warning event per distinct failure."""
+        self._error(entry, gate, reason, text, report)
         if status is None or entry.status.get("message") == text:
-            return  # said already: one event per distinct failure, not one per tick
+            return  # said already: not one event per tick
+        event = {"actuator_error": "TrafficError", "query_error": "QueryError"}.get(reason, "Error")
         try:
             entry = self.store.write_status(entry, replace(status, message=text).to_dict())
-            self.store.record_event(entry, reason="TrafficError", message=text, warning=True)
+            self.store.record_event(entry, reason=event, message=text, warning=True)
         except GatectlError as exc:
-            log.warning("gate %s: could not record the traffic error: %s", entry.key, exc)
+            log.warning("gate %s: could not record %s: %s", entry.key, reason, exc)
 
     def _announce(
         self, entry: GateEntry, gate: Gate, decision: Decision, status: GateStatus

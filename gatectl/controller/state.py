@@ -22,12 +22,14 @@ from gatectl.policy.models import Gate
 from gatectl.timeparse import format_time, parse_time
 
 __all__ = [
+    "CONDITION_TYPES",
     "HISTORY_LIMIT",
     "PHASES",
     "GateRequests",
     "GateStatus",
     "Transition",
     "apply_decision",
+    "approved",
     "commit_pending",
     "gate_state",
     "initial_status",
@@ -72,6 +74,8 @@ class GateStatus:
     last_approval: str | None = None
     message: str | None = None
     conditions: tuple[Mapping[str, Any], ...] = field(default=())
+    rollout_started_at: datetime | None = None
+    """When this rollout began (a new revision or a reset): older approvals do not count."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``status`` object (camelCase, JSON-ready)."""
@@ -93,6 +97,9 @@ class GateStatus:
             "lastReset": self.last_reset,
             "lastApproval": self.last_approval,
             "message": self.message,
+            "rolloutStartedAt": (
+                format_time(self.rollout_started_at) if self.rollout_started_at else None
+            ),
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
@@ -102,6 +109,7 @@ class GateStatus:
         """Read a persisted status; ``None`` when there is none or it is unusable."""
         try:
             started = parse_time(str(body["stepStartedAt"]), now=datetime.now().astimezone())
+            rollout = body.get("rolloutStartedAt")
             return cls(
                 step=int(body["step"]),
                 share=float(body["share"]),
@@ -118,6 +126,7 @@ class GateStatus:
                 last_approval=body.get("lastApproval"),
                 message=body.get("message"),
                 conditions=tuple(body.get("conditions") or ()),
+                rollout_started_at=parse_time(str(rollout), now=started) if rollout else started,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -134,6 +143,7 @@ def initial_status(
         revision=gate.revision,
         observed_generation=gate.generation,
         history=history,
+        rollout_started_at=now,
     )
 
 
@@ -173,7 +183,7 @@ def prepare(
         if requests.approved_step is not None
         else None
     )
-    if token and token != status.last_approval:
+    if token and token != status.last_approval and _fresh(status, requests):
         entry = _event(
             now,
             "approved",
@@ -185,13 +195,35 @@ def prepare(
     return status
 
 
+def approved(status: GateStatus, requests: GateRequests) -> bool:
+    """An approval of the next step, given during this rollout (not a stale one).
+
+    ``gatectl approve`` records when (``approved-at``); an approval from before
+    the current revision or reset started does not count.
+    """
+    if requests.approved_step is None or requests.approved_step != status.step + 1:
+        return False
+    return _fresh(status, requests)
+
+
+def _fresh(status: GateStatus, requests: GateRequests) -> bool:
+    """The approval was given after this rollout (revision or reset) began."""
+    if not requests.approved_at:
+        return False
+    try:
+        at = parse_time(requests.approved_at, now=status.step_started_at)
+    except ValueError:
+        return False
+    return at >= (status.rollout_started_at or status.step_started_at)
+
+
 def gate_state(status: GateStatus, requests: GateRequests) -> GateState:
     """What the pure decision needs from the status."""
     return GateState(
         step_started_at=status.step_started_at,
         step=status.step - 1,
         inconclusive_count=status.inconclusive_count,
-        approved=requests.approved_step is not None and requests.approved_step == status.step + 1,
+        approved=approved(status, requests),
         fallen_back=status.fallen_back,
     )
 
@@ -217,7 +249,9 @@ class Transition:
     status: GateStatus
     """The final status (with ``pending`` set when traffic must move first)."""
     changed: bool
-    """The decision differs from the last one: record an Event, call the webhook."""
+    """The decision or its evidence differs from the last one: a history entry."""
+    announce: bool
+    """The action, phase or share changed: record an Event, call the webhook."""
     new_share: float | None
     """The share the actuator must apply before the step is committed, if it moves."""
 
@@ -241,6 +275,40 @@ def _message(decision: Decision) -> str | None:
     return first
 
 
+CONDITION_TYPES = ("Promoted", "FallenBack", "AwaitingApproval", "Inconclusive")
+"""Condition types in ``status.conditions`` (for ``kubectl wait --for=condition=...``)."""
+
+
+def _conditions(
+    previous: tuple[Mapping[str, Any], ...], *, phase: str, decision: Decision, now: datetime
+) -> tuple[Mapping[str, Any], ...]:
+    """Standard conditions; one changes (and its lastTransitionTime) only when it flips."""
+    wanted = {
+        "Promoted": phase == "Promoted",
+        "FallenBack": phase == "FallenBack",
+        "AwaitingApproval": phase == "AwaitingApproval",
+        "Inconclusive": decision.inconclusive,
+    }
+    old = {c.get("type"): c for c in previous}
+    result: list[Mapping[str, Any]] = []
+    for kind, value in wanted.items():
+        flag = "True" if value else "False"
+        before = old.get(kind)
+        if before is not None and before.get("status") == flag:
+            result.append(before)
+            continue
+        result.append(
+            {
+                "type": kind,
+                "status": flag,
+                "reason": phase,
+                "message": (_message(decision) or "")[:1000],
+                "lastTransitionTime": format_time(now.replace(microsecond=0)),
+            }
+        )
+    return tuple(result)
+
+
 def apply_decision(
     status: GateStatus, decision: Decision, gate: Gate, *, now: datetime
 ) -> Transition:
@@ -249,13 +317,18 @@ def apply_decision(
     evidence = decision_to_dict(decision, gate=gate.name, workflow=gate.workflow)
     summary = {
         "action": decision.action.value,
+        "phase": phase,
         "time": format_time(now),
         "share": decision.current_share,
         "nextShare": decision.next_share,
         "reasons": list(decision.reasons),
         "key": repr(_decision_key(decision, phase)),
     }
-    changed = status.last_decision is None or status.last_decision.get("key") != summary["key"]
+    previous = status.last_decision or {}
+    changed = previous.get("key") != summary["key"]
+    announce = any(
+        previous.get(field) != summary[field] for field in ("action", "phase", "nextShare")
+    )
     history = status.history
     if changed:
         entry = {
@@ -272,12 +345,13 @@ def apply_decision(
         last_decision=last,
         history=history,
         message=_message(decision),
+        conditions=_conditions(status.conditions, phase=phase, decision=decision, now=now),
     )
     moves = decision.next_share != status.share or (
         decision.action is Action.FALLBACK and not status.fallen_back
     )
     if not moves:
-        return Transition(updated, changed, None)
+        return Transition(updated, changed, announce, None)
     pending = {
         "step": decision.next_step + 1,
         "share": decision.next_share,
@@ -285,7 +359,7 @@ def apply_decision(
         "fallenBack": decision.action is Action.FALLBACK,
         "action": decision.action.value,
     }
-    return Transition(replace(updated, pending=pending), True, decision.next_share)
+    return Transition(replace(updated, pending=pending), True, True, decision.next_share)
 
 
 def commit_pending(status: GateStatus, *, now: datetime) -> GateStatus:

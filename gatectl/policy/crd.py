@@ -192,6 +192,11 @@ def _status_schema() -> dict[str, Any]:
                 "x-kubernetes-preserve-unknown-fields": True,
             },
             "lastReset": {"type": "string", "description": "The last reset token acted on."},
+            "rolloutStartedAt": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When this rollout began; approvals from before it do not count.",
+            },
             "lastApproval": {"type": "string", "description": "The last approval recorded."},
             "lastDecision": {
                 "type": "object",

@@ -172,7 +172,7 @@ def test_approval_holds_until_a_human_approves_and_is_recorded() -> None:
     assert rig.status("triage").phase == "AwaitingApproval"
     assert rig.status("triage").share == 0.05
     rig.store.requests["default/triage"] = GateRequests(
-        approved_step=2, approved_by="bob", approved_at="x"
+        approved_step=2, approved_by="bob", approved_at="2026-11-20T13:00:00Z"
     )
     rig.tick()
     status = rig.status("triage")
@@ -297,3 +297,30 @@ def test_traffic_that_cannot_move_is_said_in_status_and_one_warning_event() -> N
     rig.tick()
     assert rig.traffic.share("triage") == 0.05
     assert not rig.store.statuses["default/triage"]["message"].startswith("traffic not moved")
+
+
+def test_events_only_when_action_phase_or_share_changes() -> None:
+    rig = Rig(gate("triage"))
+    rig.tick()
+    rig.prometheus.set("triage", requests=10_000, exceptions=100, regressions=1)
+    rig.tick()
+    rig.prometheus.set("triage", requests=10_000, exceptions=100)
+    for _ in range(3):
+        rig.clock.advance(minutes=5)
+        rig.tick()  # sticky fallback: other evidence, same decision
+    reasons = [reason for _, reason, _ in rig.store.events]
+    assert reasons.count("FellBack") == 1
+
+
+def test_conditions_flip_once_with_their_transition_time() -> None:
+    rig = Rig(gate("triage"))
+    rig.tick()
+    first = {c["type"]: c for c in rig.status("triage").conditions}
+    assert first["Promoted"]["status"] == "False"
+    rig.clock.advance(hours=1)
+    rig.tick()
+    rig.clock.advance(hours=1)
+    rig.tick()
+    conditions = {c["type"]: c for c in rig.status("triage").conditions}
+    assert conditions["Promoted"]["status"] == "True"
+    assert conditions["FallenBack"] == first["FallenBack"]  # unchanged, same transition time

@@ -108,11 +108,38 @@ def test_fallback_records_the_deterministic_path_as_step_zero() -> None:
     assert apply_decision(committed, again, g, now=T0).new_share is None
 
 
-def test_approval_counts_only_for_the_next_step() -> None:
+@pytest.mark.parametrize(
+    ("step", "at", "approved"),
+    [
+        pytest.param(2, "2026-11-20T12:30:00Z", True, id="next-step-during-this-rollout"),
+        pytest.param(3, "2026-11-20T12:30:00Z", False, id="not-the-next-step"),
+        pytest.param(2, "2026-11-20T11:59:00Z", False, id="given-before-this-rollout-began"),
+        pytest.param(2, None, False, id="no-time-no-approval"),
+        pytest.param(2, "yesterday", False, id="unreadable-time"),
+    ],
+)
+def test_approval_counts_only_for_the_next_step_of_this_rollout(
+    step: int, at: str | None, approved: bool
+) -> None:
+    status = prepare(None, gate("triage"), GateRequests(), now=T0)
+    requests = GateRequests(approved_step=step, approved_at=at)
+    assert gate_state(status, requests).approved is approved
+
+
+def test_a_reset_makes_earlier_approvals_stale() -> None:
     g = gate("triage")
+    approval = GateRequests(approved_step=2, approved_at="2026-11-20T12:30:00Z")
     status = prepare(None, g, GateRequests(), now=T0)
-    assert gate_state(status, GateRequests(approved_step=2)).approved
-    assert not gate_state(status, GateRequests(approved_step=3)).approved
+    assert gate_state(status, approval).approved
+    later = T0 + timedelta(hours=2)
+    reset = prepare(
+        status,
+        g,
+        GateRequests(reset_token="r1", approved_step=2, approved_at="2026-11-20T12:30:00Z"),
+        now=later,
+    )
+    assert reset.rollout_started_at == later
+    assert not gate_state(reset, approval).approved
 
 
 @pytest.mark.parametrize(

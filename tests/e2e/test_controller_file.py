@@ -209,22 +209,26 @@ class Audit:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()  # one last look, whatever the thread managed under load
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            if self.state.exists():
-                try:
-                    json.loads(self.state.read_text(encoding="utf-8"))
-                except json.JSONDecodeError:
-                    self.torn_reads += 1
-            status = read_status(self.state, self.name)
-            if status:
-                seen = (int(status["step"]), float(status["share"]), str(status["stepStartedAt"]))
-                if not self.steps or self.steps[-1] != seen:
-                    self.steps.append(seen)
-            share = read_share(self.traffic)
-            if share is not None and (not self.shares or self.shares[-1] != share):
-                self.shares.append(share)
+            self._sample()
+
+    def _sample(self) -> None:
+        if self.state.exists():
+            try:
+                json.loads(self.state.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                self.torn_reads += 1
+        status = read_status(self.state, self.name)
+        if status:
+            seen = (int(status["step"]), float(status["share"]), str(status["stepStartedAt"]))
+            if not self.steps or self.steps[-1] != seen:
+                self.steps.append(seen)
+        share = read_share(self.traffic)
+        if share is not None and (not self.shares or self.shares[-1] != share):
+            self.shares.append(share)
 
     def assert_orderly(self) -> None:
         """Steps go 1, 2, 3 once each, each no earlier than the window after the previous."""

@@ -557,11 +557,6 @@ def test_run_once_evaluates_every_gate_and_exits(
     assert api.share("metrics") == 0.05
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--log-format json formats the message with %(message)r: single-quoted Python"
-    " reprs, not JSON (controller/loop.py _configure_logging)",
-)
 def test_json_logs_are_one_json_object_per_line(kube: KubeTarget, api: Api) -> None:
     api.create(releasegate("metrics"))
     done = gatectl_cli(
@@ -713,11 +708,6 @@ def test_traffic_that_cannot_be_moved_marks_the_gate_in_status_and_events(
     assert "no-such-route" in warned[0]["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an approval annotation outlives the rollout it approved: after a new revision"
-    " (or a reset) the stale gatectl.io/approved-step still approves (state.gate_state)",
-)
 def test_an_approval_does_not_carry_over_to_a_new_revision(
     kube: KubeTarget, api: Api, in_process: InProcess
 ) -> None:
@@ -744,11 +734,6 @@ def test_an_approval_does_not_carry_over_to_a_new_revision(
     assert (status["step"], status["phase"]) == (1, "AwaitingApproval"), status["lastDecision"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a gate whose Prometheus cannot be queried at all (no URL, bad token file) gets no"
-    " status and no Event, only a log line (reconcile.Controller._decide, query_error)",
-)
 def test_a_gate_without_prometheus_says_so_in_status_and_one_event(
     kube: KubeTarget, api: Api
 ) -> None:

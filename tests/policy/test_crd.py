@@ -160,6 +160,7 @@ def test_status_schema_has_every_field_the_controller_writes() -> None:
         last_approval="a",
         message="m",
         conditions=({"type": "Ready", "status": "True"},),
+        rollout_started_at=datetime(2026, 11, 20, tzinfo=UTC),
     ).to_dict()
     assert set(status) == set(written)
     assert status["phase"]["enum"] == [
