@@ -251,7 +251,7 @@ class Transition:
     changed: bool
     """The decision or its evidence differs from the last one: a history entry."""
     announce: bool
-    """The action, phase or share changed: record an Event, call the webhook."""
+    """The action, phase, share or completion changed: record an Event, call the webhook."""
     new_share: float | None
     """The share the actuator must apply before the step is committed, if it moves."""
 
@@ -321,13 +321,15 @@ def apply_decision(
         "time": format_time(now),
         "share": decision.current_share,
         "nextShare": decision.next_share,
+        "complete": decision.complete,
         "reasons": list(decision.reasons),
         "key": repr(_decision_key(decision, phase)),
     }
     previous = status.last_decision or {}
     changed = previous.get("key") != summary["key"]
     announce = any(
-        previous.get(field) != summary[field] for field in ("action", "phase", "nextShare")
+        previous.get(field) != summary[field]
+        for field in ("action", "phase", "nextShare", "complete")
     )
     history = status.history
     if changed:

@@ -324,3 +324,14 @@ def test_conditions_flip_once_with_their_transition_time() -> None:
     conditions = {c["type"]: c for c in rig.status("triage").conditions}
     assert conditions["Promoted"]["status"] == "True"
     assert conditions["FallenBack"] == first["FallenBack"]  # unchanged, same transition time
+
+
+def test_completion_is_announced_once() -> None:
+    rig = Rig(gate("triage", steps=[0.05, 1.0]))
+    rig.tick()
+    for _ in range(4):
+        rig.clock.advance(hours=1)
+        rig.tick()
+    reasons = [reason for _, reason, _ in rig.store.events]
+    assert reasons.count("Promoted") == 1
+    assert reasons.count("Complete") == 1
