@@ -7,30 +7,20 @@ what the history holds.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import require_prometheus
 
 from e2e.support import PromQuery, history
-from gatectl.localprom import LocalPrometheus, find_binaries, render_openmetrics
-
-
-def _require_binaries() -> tuple[str, str]:
-    found = find_binaries()
-    if found is None:
-        message = "prometheus/promtool not found (apt-get install -y prometheus)"
-        if os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:
-            pytest.fail(f"CI=true but {message}", pytrace=False)
-        pytest.skip(message)
-    return found
+from gatectl.localprom import LocalPrometheus, render_openmetrics
 
 
 @pytest.fixture(scope="session")
 def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a real Prometheus holding ``history()``; started once per session."""
-    binary, promtool = _require_binaries()
+    binary, promtool = require_prometheus()
     server = LocalPrometheus(
         tmp_path_factory.mktemp("e2e-prometheus"), binary=binary, promtool=promtool
     )

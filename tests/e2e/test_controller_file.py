@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
 import signal
 import socket
@@ -26,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_prometheus
 from support.live import LiveWorkflows, Traffic
 
-from gatectl.localprom import LocalPrometheus, find_binaries
+from gatectl.localprom import LocalPrometheus
 
 WINDOW = 3.0
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -48,11 +48,7 @@ def live() -> Iterator[LiveWorkflows]:
 def prometheus(
     live: LiveWorkflows, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalPrometheus]:
-    found = find_binaries()
-    if found is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but prometheus is not installed", pytrace=False)
-        pytest.skip("prometheus not installed")
+    found = require_prometheus()
     server = LocalPrometheus(
         tmp_path_factory.mktemp("prom"),
         scrape_targets=[live.target],

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from conftest import require_prometheus
 from kubeapi.fixtures import KubeTarget, kube_api
 from support.live import LiveWorkflows, Traffic
 
@@ -62,7 +63,7 @@ from gatectl.controller.state import GateStatus
 from gatectl.kube import (
     CRDS,
 )
-from gatectl.localprom import LocalPrometheus, find_binaries
+from gatectl.localprom import LocalPrometheus
 from gatectl.timeparse import format_time, parse_time
 
 __all__ = ["kube_api"]
@@ -101,8 +102,7 @@ def prometheus_server(
     live: LiveWorkflows, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalPrometheus]:
     """A real Prometheus scraping ``live`` every second, with data already in it."""
-    found = find_binaries()
-    assert found is not None, "the prometheus marker skips or fails before this"
+    found = require_prometheus()
     server = LocalPrometheus(
         tmp_path_factory.mktemp("operator-prometheus"),
         binary=found[0],
@@ -841,8 +841,7 @@ def test_metrics_health_and_readiness_of_the_controller(
     )
     assert metric_value(controller, "gatectl_leader") == 1.0
     text = controller.get("/metrics").text
-    found = find_binaries()
-    assert found is not None
+    found = require_prometheus()
     checked = subprocess.run(
         [found[1], "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )

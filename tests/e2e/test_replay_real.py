@@ -23,9 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import require_prometheus
 
 from gatectl.cli import main
-from gatectl.localprom import LocalPrometheus, SeriesSpec, find_binaries, render_openmetrics
+from gatectl.localprom import LocalPrometheus, SeriesSpec, render_openmetrics
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -96,10 +97,7 @@ def _series(workflow: str, *, spike: bool) -> Iterator[SeriesSpec]:
 
 @pytest.fixture(scope="module")
 def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    found = find_binaries()
-    if found is None:
-        pytest.skip("prometheus/promtool not found")
-    binary, promtool = found
+    binary, promtool = require_prometheus()
     server = LocalPrometheus(
         tmp_path_factory.mktemp("replay-prometheus"), binary=binary, promtool=promtool
     )
