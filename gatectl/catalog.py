@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from gatectl.durations import prometheus_range
+from gatectl.labels import escape_label_value
 from gatectl.policy.models import BUILTIN_METRICS, MetricDefinition
 
 __all__ = [
@@ -65,11 +66,6 @@ BOOLEAN_METRICS = frozenset(name for name, kind in BUILTIN_METRICS.items() if ki
 """Built-in metrics whose value is a boolean (0 is false, anything else true)."""
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(workflow|window|track)\s*\}\}")
-
-
-def escape_label_value(value: str) -> str:
-    """Escape ``value`` for a PromQL double-quoted string."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 _RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")

@@ -49,6 +49,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from gatectl.labels import escape_label_value
 from gatectl.observations import PHASES, Action, CheckResult, Decision
 from gatectl.policy import Gate
 
@@ -258,10 +259,6 @@ def _go_float(value: float) -> str:
     return text
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
 @dataclass
 class _GateRecord:
     """One gate's samples by family, and their exposition text, rendered when they change."""
@@ -281,7 +278,9 @@ class _GateRecord:
             lines = []
             for extra, number in samples.items():
                 values = (*self.ids, *extra)
-                labels = ",".join(f'{names[i]}="{_escape(values[i])}"' for i in family.label_order)
+                labels = ",".join(
+                    f'{names[i]}="{escape_label_value(values[i])}"' for i in family.label_order
+                )
                 lines.append(f"{family.name}{{{labels}}} {_go_float(number)}\n")
             text[family.name] = "".join(lines).encode()
         self.text = text

@@ -51,6 +51,7 @@ from types import TracebackType
 from typing import IO, Literal, Self
 
 from gatectl.errors import GatectlError
+from gatectl.labels import escape_label_value
 
 __all__ = [
     "LocalPrometheus",
@@ -94,10 +95,6 @@ def find_binaries() -> tuple[str, str] | None:
     return prometheus, promtool
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def _number(value: float) -> str:
     if math.isnan(value):
         return "NaN"
@@ -124,7 +121,7 @@ def _series_lines(spec: SeriesSpec, sample_name: str) -> list[str]:
     for label in spec.labels:
         if not _LABEL.match(label) or label.startswith("__"):
             raise ValueError(f"{spec.name}: invalid label name {label!r}")
-    labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(spec.labels.items()))
+    labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(spec.labels.items()))
     selector = f"{sample_name}{{{labels}}}" if labels else sample_name
     lines = []
     previous: float | None = None

@@ -44,6 +44,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from gatectl.errors import QueryError, UsageError
+from gatectl.labels import escape_label_value
 
 if TYPE_CHECKING:
     from gatectl.policy import PrometheusSettings
@@ -486,8 +487,3 @@ def single_value(samples: Sequence[Sample], *, promql: str = "") -> float:
     if math.isinf(value):
         raise QueryError(f"value is {'+Inf' if value > 0 else '-Inf'}{suffix}")
     return value
-
-
-def escape_label_value(value: str) -> str:
-    """``value`` escaped for a PromQL double-quoted string: backslash, quote and newline."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
