@@ -22,6 +22,9 @@ from gatectl import __version__
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from gatectl.observations import Decision
+    from gatectl.policy import Gate
+
 __all__ = ["EXIT_CODES", "main"]
 
 EXIT_CODES = {"promote": 0, "hold": 10, "fallback": 20}
@@ -226,16 +229,13 @@ def _step_of(shares: Sequence[float], *, step: int | None, share: float | None, 
     return 0
 
 
-def _print_decisions(items: Sequence[tuple[object, object]], *, output: str) -> None:
-    from gatectl.observations import Decision
+def _print_decisions(items: Sequence[tuple[Gate, Decision]], *, output: str) -> None:
     from gatectl.output import decision_to_dict, render_json, render_table, render_yaml
-    from gatectl.policy import Gate
 
-    pairs = [(g, d) for g, d in items if isinstance(g, Gate) and isinstance(d, Decision)]
     if output == "table":
-        print(render_table([(g.name, g.workflow, d) for g, d in pairs]))
+        print(render_table([(g.name, g.workflow, d) for g, d in items]))
         return
-    dicts = [decision_to_dict(d, gate=g.name, workflow=g.workflow) for g, d in pairs]
+    dicts = [decision_to_dict(d, gate=g.name, workflow=g.workflow) for g, d in items]
     print(render_json(dicts) if output == "json" else render_yaml(dicts), end="\n")
 
 
