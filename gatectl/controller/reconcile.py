@@ -277,14 +277,8 @@ class Controller:
             try:
                 self.store.write_status(entry, body)
             except ConflictError as exc:
-                report.errors[entry.key] = f"status_conflict: {exc}"
                 if entry.gate is not None:
-                    self.recorder.record_error(
-                        namespace=entry.namespace,
-                        gate=entry.name,
-                        workflow=entry.gate.workflow,
-                        reason="status_conflict",
-                    )
+                    self._error(entry, entry.gate, "status_conflict", str(exc), report)
 
     def _invalid(self, entry: GateEntry, report: TickReport) -> None:
         report.invalid += 1
