@@ -9,32 +9,14 @@ subfolder; this file stays generic.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from support.prometheus import require_prometheus
 
-from gatectl.localprom import LocalPrometheus, find_binaries
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
-def require_prometheus() -> tuple[str, str]:
-    """The (prometheus, promtool) paths; skips the test, or fails it under CI=true."""
-    found = find_binaries()
-    if found is None:
-        message = (
-            "prometheus/promtool not found on PATH "
-            "(apt-get install -y --no-install-recommends prometheus)"
-        )
-        if _in_ci():
-            pytest.fail(f"CI=true but {message}", pytrace=False)
-        pytest.skip(message)
-    return found
+from gatectl.localprom import LocalPrometheus
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_prometheus
+from support.prometheus import require_prometheus
 
 from e2e.support import PromQuery, history
 from gatectl.localprom import LocalPrometheus, render_openmetrics

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_prometheus
 from support.live import LiveWorkflows, Traffic
+from support.prometheus import require_prometheus
 
 from gatectl.localprom import LocalPrometheus
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import require_prometheus
 from kubeapi.fixtures import KubeTarget, kube_api
 from support.live import LiveWorkflows, Traffic
+from support.prometheus import require_prometheus
 
 from e2e.kube_support import (
     CRD_FILE,

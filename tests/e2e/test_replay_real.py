@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import require_prometheus
+from support.prometheus import require_prometheus
 
 from gatectl.cli import main
 from gatectl.localprom import LocalPrometheus, SeriesSpec, render_openmetrics
