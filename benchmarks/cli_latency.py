@@ -32,8 +32,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gatectl.demo import SCENARIOS, example_series
-from gatectl.localprom import LocalPrometheus, find_binaries, render_openmetrics
+from gatectl.demo.localprom import LocalPrometheus, find_binaries, render_openmetrics
+from gatectl.demo.run import SCENARIOS, example_series
 
 POLICY = """\
 workflow_release_gate:
@@ -67,8 +67,8 @@ with httpx.Client() as client:
 
 def planned_queries(policy: Path, *, started: datetime, at: datetime) -> list[str]:
     """The PromQL ``gatectl evaluate`` sends for ``policy`` (from its own plan)."""
-    from gatectl.decide import evaluation_window
-    from gatectl.observe import plan_gate
+    from gatectl.core.decide import evaluation_window
+    from gatectl.engine.observe import plan_gate
     from gatectl.policy import load_gates
 
     (gate,) = load_gates([policy])

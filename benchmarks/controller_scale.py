@@ -22,12 +22,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from gatectl.controller.reconcile import ClientPool, Controller
-from gatectl.exposition import Recorder
-from gatectl.localprom import LocalPrometheus, SeriesSpec, find_binaries, render_openmetrics
+from gatectl.adapters.exposition import Recorder
+from gatectl.demo.localprom import LocalPrometheus, SeriesSpec, find_binaries, render_openmetrics
+from gatectl.engine.reconcile import ClientPool, Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from controller.fakes import Clock, FakeStore, gate
+from engine.fakes import Clock, FakeStore, gate
 
 
 class NullTraffic:

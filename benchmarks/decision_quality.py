@@ -6,10 +6,10 @@ policy (criterion ``exception_rate <= 0.04``, trigger ``exception_rate >
 0.06``, ``human_override_rate <= 0.15``, 48 h promotion window) with
 ``confidence: 0.95``, and runs three rules on the *same* streams:
 
-* **gatectl**: ``gatectl.decide.decide`` as the controller calls it every
+* **gatectl**: ``gatectl.core.decide.decide`` as the controller calls it every
   minute, the window being the time since the step started, capped at the
   promotion window. Its per-minute verdicts are computed in bulk from
-  thresholds derived with ``gatectl.stats.rate_interval`` (the exception count
+  thresholds derived with ``gatectl.core.stats.rate_interval`` (the exception count
   at which the trigger's lower bound passes 0.06, and at which the criteria's
   upper bounds are met), and the real ``decide`` is called on every run at the
   minute it decided, the minute before, and one earlier minute, to check that
@@ -44,9 +44,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from gatectl import stats
-from gatectl.decide import decide
-from gatectl.observations import Action, GateState, Observation, ObservationSet
+from gatectl.core import stats
+from gatectl.core.decide import decide
+from gatectl.core.observations import Action, GateState, Observation, ObservationSet
 from gatectl.policy.models import GateSpec
 
 CRITERION = 0.04
@@ -168,7 +168,7 @@ def _boundary(trials: int, predicate: Callable[[int], bool], *, lowest: bool) ->
 
 @dataclass(frozen=True)
 class Thresholds:
-    """gatectl's rule as count thresholds, derived from gatectl.stats."""
+    """gatectl's rule as count thresholds, derived from gatectl.core.stats."""
 
     fire: NDArray[np.int64]
     """Per minute: exceptions at which the trigger's lower bound exceeds 0.06."""

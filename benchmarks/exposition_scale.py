@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from test_exposition import criterion, make_decision, make_gate, trigger
 
-from gatectl.exposition import Recorder
-from gatectl.observations import Interval
+from gatectl.adapters.exposition import Recorder
+from gatectl.core.observations import Interval
 
 
 def main() -> int:

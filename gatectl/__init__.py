@@ -2,7 +2,7 @@
 
 The public names below are loaded on first use, so that ``import gatectl``
 (and the CLI's start-up) stays cheap. The decision function is
-``gatectl.decide.decide`` (a name that would clash with its module here).
+``gatectl.core.decide.decide`` (a name that would clash with its module here).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Action": "gatectl.observations",
-    "CheckResult": "gatectl.observations",
-    "Decision": "gatectl.observations",
-    "GateState": "gatectl.observations",
-    "Observation": "gatectl.observations",
-    "ObservationSet": "gatectl.observations",
+    "Action": "gatectl.core.observations",
+    "CheckResult": "gatectl.core.observations",
+    "Decision": "gatectl.core.observations",
+    "GateState": "gatectl.core.observations",
+    "Observation": "gatectl.core.observations",
+    "ObservationSet": "gatectl.core.observations",
     "Gate": "gatectl.policy",
     "GateSpec": "gatectl.policy",
     "load_gates": "gatectl.policy",

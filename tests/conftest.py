@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import pytest
 from support.prometheus import require_prometheus
 
-from gatectl.localprom import LocalPrometheus
+from gatectl.demo.localprom import LocalPrometheus
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -8,7 +8,7 @@ field path that names the metric.
 
 from __future__ import annotations
 
-from gatectl.expr import Condition
+from gatectl.policy.expr import Condition
 from gatectl.policy.messages import did_you_mean
 from gatectl.policy.models import BUILTIN_METRICS, GateSpec
 

@@ -3,7 +3,7 @@
 Pydantic models with ``extra="forbid"`` (a typo must never silently disable a
 gate). Conditions and triggers are parsed here, so a policy that loads is a
 policy that can be evaluated. The CRD's openAPIV3Schema is generated from
-these models (``gatectl.policy.crd``).
+these models (``gatectl.core.crd``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from gatectl.durations import parse_duration
-from gatectl.expr import Condition, Trigger, parse_condition, parse_trigger
+from gatectl.policy.durations import parse_duration
+from gatectl.policy.expr import Condition, Trigger, parse_condition, parse_trigger
 
 __all__ = [
     "BUILTIN_METRICS",
@@ -104,7 +104,7 @@ ParsedTrigger = Annotated[
 
 class _Model(BaseModel):
     # Field docstrings document the fields and become the CRD's descriptions
-    # (gatectl.policy.crd reads them); pydantic's use_attribute_docstrings
+    # (gatectl.core.crd reads them); pydantic's use_attribute_docstrings
     # would parse this module's source on every import, ~50 ms on the CLI path.
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -1,7 +1,7 @@
 """The chart ships the generated ReleaseGate CRD; it is valid and the example gates fit it.
 
 The CRD file itself is generated from the policy model by
-``python -m gatectl.policy.crd`` (its own test catches drift); here it is
+``python -m gatectl.core.crd`` (its own test catches drift); here it is
 checked as the chart delivers it.
 """
 

@@ -1,7 +1,7 @@
 """The dashboard and alert rules use only series gatectl really exposes, and show real data.
 
 The exposition comes from a real scrape: a ``Recorder`` fed a few decisions,
-served by ``gatectl.serving`` on 127.0.0.1. Then a real Prometheus scrapes that
+served by ``gatectl.adapters.serving`` on 127.0.0.1. Then a real Prometheus scrapes that
 server and every dashboard query is run against it: each must parse and
 return data.
 """
@@ -25,10 +25,10 @@ import pytest
 from chartlib import dashboard, rule_groups
 from prometheus_client.parser import text_string_to_metric_families
 
-from gatectl.exposition import Recorder
-from gatectl.observations import Action, CheckResult, Decision, Interval, Window
+from gatectl.adapters.exposition import Recorder
+from gatectl.adapters.serving import Server, serve
+from gatectl.core.observations import Action, CheckResult, Decision, Interval, Window
 from gatectl.policy import Gate, GateSpec
-from gatectl.serving import Server, serve
 
 # Labels Prometheus adds to every scraped series (the target's labels).
 TARGET_LABELS = {"job", "instance", "pod", "namespace", "service", "endpoint", "container"}

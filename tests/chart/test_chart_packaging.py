@@ -173,7 +173,12 @@ def test_wheel_installs_into_a_clean_venv_and_gatectl_version_runs(tmp_path: Pat
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "gatectl = gatectl.cli:main" in archive.read(entry_points).decode()
-    assert {"gatectl/exposition.py", "gatectl/serving.py", "gatectl/py.typed"} <= names
+    assert {
+        "gatectl/adapters/exposition.py",
+        "gatectl/adapters/serving.py",
+        "gatectl/demo/localprom.py",
+        "gatectl/py.typed",
+    } <= names
     # the example policies ship with the package, so `gatectl demo` runs from a wheel
     assert {
         "gatectl/data/policies/ticket-triage.yaml",
@@ -204,7 +209,7 @@ def test_wheel_installs_into_a_clean_venv_and_gatectl_version_runs(tmp_path: Pat
     assert version.returncode == 0, version.stdout + version.stderr
     assert re.fullmatch(r"gatectl \d+\.\d+\.\d+\S*\n", version.stdout), version.stdout
     validate = subprocess.run(
-        [str(python), "-c", "from gatectl.demo import bundled_policies as b; print(b())"],
+        [str(python), "-c", "from gatectl.demo.run import bundled_policies as b; print(b())"],
         capture_output=True,
         text=True,
         check=False,

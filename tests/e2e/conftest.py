@@ -14,7 +14,7 @@ import pytest
 from support.prometheus import require_prometheus
 
 from e2e.support import PromQuery, history
-from gatectl.localprom import LocalPrometheus, render_openmetrics
+from gatectl.demo.localprom import LocalPrometheus, render_openmetrics
 
 
 @pytest.fixture(scope="session")

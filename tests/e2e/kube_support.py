@@ -33,12 +33,8 @@ import httpx
 import yaml
 from kubeapi.fixtures import KubeTarget
 
-from gatectl.controller.actuators import Actuators
-from gatectl.controller.kubestore import KubeStore
-from gatectl.controller.reconcile import ClientPool, Controller, TickReport
-from gatectl.errors import GatectlError, NotFoundError
-from gatectl.exposition import Recorder
-from gatectl.kube import (
+from gatectl.adapters.exposition import Recorder
+from gatectl.adapters.kube import (
     CONFIGMAPS,
     DEPLOYMENTS,
     EVENTS,
@@ -47,7 +43,11 @@ from gatectl.kube import (
     RELEASEGATES,
     Resources,
 )
-from gatectl.timeparse import parse_time
+from gatectl.core.timeparse import parse_time
+from gatectl.engine.actuators import Actuators
+from gatectl.engine.kubestore import KubeStore
+from gatectl.engine.reconcile import ClientPool, Controller, TickReport
+from gatectl.errors import GatectlError, NotFoundError
 
 __all__ = [
     "CRD_FILE",

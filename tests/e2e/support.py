@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from gatectl.localprom import SeriesSpec
+from gatectl.demo.localprom import SeriesSpec
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 AT = NOW - timedelta(days=1)

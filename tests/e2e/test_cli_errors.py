@@ -1,6 +1,6 @@
 """The installed ``gatectl`` script, as a pipeline runs it, on bad input and a dead Prometheus.
 
-In-process tests (tests/test_cli.py) cannot see what a real process prints
+In-process tests (tests/cli/test_cli.py) cannot see what a real process prints
 at exit, nor its real exit status; these run the console script.
 """
 

@@ -28,7 +28,7 @@ import pytest
 from support.live import LiveWorkflows, Traffic
 from support.prometheus import require_prometheus
 
-from gatectl.localprom import LocalPrometheus
+from gatectl.demo.localprom import LocalPrometheus
 
 WINDOW = 3.0
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]

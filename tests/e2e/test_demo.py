@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gatectl.cli import main
-from gatectl.demo import DEMO_HOURS, SCENARIOS, example_series
+from gatectl.demo.run import DEMO_HOURS, SCENARIOS, example_series
 from gatectl.errors import UsageError
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -91,7 +91,7 @@ def test_demo_without_prometheus_binaries_is_a_usage_error_naming_the_apt_packag
 
 
 def test_demo_refuses_a_data_dir_it_did_not_make(tmp_path: Path) -> None:
-    from gatectl.demo import run_demo
+    from gatectl.demo.run import run_demo
 
     (tmp_path / "precious.txt").write_text("keep me", encoding="utf-8")
     with pytest.raises(UsageError, match="is not empty and was not made by gatectl demo"):

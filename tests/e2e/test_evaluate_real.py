@@ -1,6 +1,6 @@
 """``gatectl evaluate`` end to end: the real CLI against a real, backfilled Prometheus.
 
-Each test writes policies, runs ``gatectl.cli.main`` in-process (one test
+Each test writes policies, runs ``gatectl.cli.main.main`` in-process (one test
 runs the installed console script) and checks the exit code, the decision
 and its evidence. The numbers are checked against the history's known counts
 and against Prometheus's own answer to a canary-only query.

@@ -59,12 +59,12 @@ from e2e.kube_support import (
     route_weights,
     wait_for,
 )
-from gatectl.controller.state import GateStatus
-from gatectl.kube import (
+from gatectl.adapters.kube import (
     CRDS,
 )
-from gatectl.localprom import LocalPrometheus
-from gatectl.timeparse import format_time, parse_time
+from gatectl.core.status import GateStatus
+from gatectl.core.timeparse import format_time, parse_time
+from gatectl.demo.localprom import LocalPrometheus
 
 __all__ = ["kube_api"]
 

@@ -26,7 +26,7 @@ import pytest
 from support.prometheus import require_prometheus
 
 from gatectl.cli import main
-from gatectl.localprom import LocalPrometheus, SeriesSpec, render_openmetrics
+from gatectl.demo.localprom import LocalPrometheus, SeriesSpec, render_openmetrics
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 

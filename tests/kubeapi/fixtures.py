@@ -16,8 +16,15 @@ from typing import Any
 
 import pytest
 
+from gatectl.adapters.kube import (
+    CRDS,
+    NAMESPACES,
+    ResourceKind,
+    Resources,
+    RetryPolicy,
+    load_api_client,
+)
 from gatectl.errors import NotFoundError
-from gatectl.kube import CRDS, NAMESPACES, ResourceKind, Resources, RetryPolicy, load_api_client
 
 from .server import KubeAPIServer
 

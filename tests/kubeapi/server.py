@@ -8,7 +8,7 @@ Kubernetes ``Status`` error bodies. Tests can inject faults
 (``fail_next``), force a compaction (``compact``) and read the store directly.
 
     with KubeAPIServer() as api:
-        client = gatectl.kube.load_api_client(kubeconfig=api.kubeconfig_path)
+        client = gatectl.adapters.kube.load_api_client(kubeconfig=api.kubeconfig_path)
         ...
         api.get("gatectl.io/v1alpha1", "releasegates", "default", "triage")
 """

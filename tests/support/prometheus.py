@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from gatectl.localprom import find_binaries
+from gatectl.demo.localprom import find_binaries
 
 __all__ = ["require_prometheus"]
 

@@ -1,0 +1,188 @@
+"""The controller's HTTP face: ``/metrics``, ``/healthz`` and ``/readyz`` on one port.
+
+Kubernetes probes and Prometheus scrapes must be answered while the
+controller loop is busy, so the server runs on its own daemon thread (stdlib
+``http.server``, one thread per request). It only reads: the exposition
+comes from the ``Recorder``, health and readiness from two callables the
+controller provides. A callable that raises counts as *not* healthy/ready.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Self
+
+from gatectl.adapters.exposition import Recorder
+from gatectl.errors import UsageError
+
+__all__ = ["Server", "parse_address", "serve"]
+
+_log = logging.getLogger(__name__)
+
+_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+_PLAIN = "text/plain; charset=utf-8"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` (``"[::1]:9090"``, ``":8080"`` = every interface) to ``(host, port)``."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise UsageError(f"bad listen address {address!r}: expected HOST:PORT, e.g. 127.0.0.1:9090")
+    port = int(port_text)
+    if port > 65535:
+        raise UsageError(f"bad listen address {address!r}: port must be 0..65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return (host or "0.0.0.0", port)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    recorder: Recorder
+    healthy: Callable[[], bool]
+    ready: Callable[[], bool]
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._metrics()
+        elif path == "/healthz":
+            self._probe(self.server.healthy)
+        elif path == "/readyz":
+            self._probe(self.server.ready)
+        else:
+            self._send(404, _PLAIN, b"not found: try /metrics, /healthz or /readyz\n")
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def _metrics(self) -> None:
+        openmetrics = "application/openmetrics-text" in self.headers.get("Accept", "")
+        try:
+            body = self.server.recorder.exposition(openmetrics=openmetrics)
+        except Exception:
+            _log.exception("building /metrics failed")
+            self._send(500, _PLAIN, b"internal error building metrics\n")
+            return
+        encoding = None
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            # 10,000 gates are ~50 MB of text; level 1 shrinks it ~10x for little CPU.
+            body, encoding = gzip.compress(body, compresslevel=1), "gzip"
+        self._send(200, _OPENMETRICS if openmetrics else _TEXT, body, encoding=encoding)
+
+    def _probe(self, check: Callable[[], bool]) -> None:
+        try:
+            ok = bool(check())
+        except Exception:
+            _log.exception("%s check raised; answering 503", self.path)
+            ok = False
+        if ok:
+            self._send(200, _PLAIN, b"ok\n")
+        else:
+            self._send(503, _PLAIN, b"not ok\n")
+
+    def _send(
+        self, status: int, content_type: str, body: bytes, *, encoding: str | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if encoding is not None:
+            self.send_header("Content-Encoding", encoding)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        _log.debug("%s " + format, self.address_string(), *args)
+
+
+class Server:
+    """A running metrics/health server; ``close()`` stops it and frees the port."""
+
+    def __init__(self, httpd: _HTTPServer, thread: threading.Thread) -> None:
+        self._httpd = httpd
+        self._thread = thread
+        self._closed = False
+
+    @property
+    def host(self) -> str:
+        """The address it listens on."""
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one picked when asked for port 0)."""
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``, for tests and log lines."""
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def close(self) -> None:
+        """Stop serving, wait for the thread, release the socket. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def serve(
+    address: str,
+    *,
+    recorder: Recorder,
+    healthy: Callable[[], bool],
+    ready: Callable[[], bool],
+) -> Server:
+    """Listen on ``address`` (``"127.0.0.1:0"`` picks a free port) on a background thread."""
+    host, port = parse_address(address)
+    server_class = _HTTPServer6 if ":" in host else _HTTPServer
+    try:
+        httpd = server_class((host, port), _Handler)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
+    httpd.recorder = recorder
+    httpd.healthy = healthy
+    httpd.ready = ready
+    thread = threading.Thread(
+        target=httpd.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        name=f"gatectl-http-{httpd.server_address[1]}",
+        daemon=True,
+    )
+    thread.start()
+    _log.debug("serving /metrics, /healthz, /readyz on %s:%s", host, httpd.server_address[1])
+    return Server(httpd, thread)

@@ -1,0 +1,253 @@
+"""The human side of the controller: ``gatectl status | approve | reset | pause | resume``.
+
+Each works on Kubernetes (annotations on the ReleaseGate, read back from its
+status) or, with ``--state-file``, on file mode's state file (under its lock,
+so the running controller never loses the request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from gatectl.errors import NotFoundError, UsageError
+
+__all__ = ["add_parsers", "render_status_table"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-file", metavar="FILE", help="file mode: the controller's state file")
+    p.add_argument("--kubeconfig", metavar="FILE", help="Kubernetes: default in-cluster/~/.kube")
+    p.add_argument("--context", metavar="NAME")
+    p.add_argument("--namespace", "-n", default="default", metavar="NS")
+
+
+def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
+    """Register status, approve, reset, pause and resume."""
+    p = sub.add_parser("status", help="list gates with their step, share, phase and decision")
+    _common(p)
+    p.add_argument("--all-namespaces", "-A", action="store_true")
+    p.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser(
+        "approve", help="approve promotion of GATE to its next step (approval.required_above)"
+    )
+    _common(p)
+    p.add_argument("gate", metavar="GATE")
+    p.add_argument("--by", default=None, help="who approves (default: $USER)")
+    p.add_argument("--step", type=int, default=None, help="the step approved (default: next)")
+    p.set_defaults(func=_approve)
+
+    p = sub.add_parser(
+        "reset", help="clear a fallback: GATE starts again at step 1 with a new window"
+    )
+    _common(p)
+    p.add_argument("gate", metavar="GATE")
+    p.add_argument("--by", default=None, help="who resets (default: $USER)")
+    p.set_defaults(func=_reset)
+
+    for name, paused in (("pause", True), ("resume", False)):
+        p = sub.add_parser(
+            name,
+            help="stop evaluating GATE (traffic stays as it is)"
+            if paused
+            else "evaluate GATE again after a pause",
+        )
+        _common(p)
+        p.add_argument("gate", metavar="GATE")
+        p.set_defaults(func=_pause, paused=paused)
+
+
+def _who(value: str | None) -> str:
+    if value:
+        return value
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _now() -> str:
+    # Microseconds: an approval must be told apart from a rollout begun the same second.
+    from gatectl.core.timeparse import format_time
+
+    return format_time(datetime.now(UTC))
+
+
+# -- file mode ------------------------------------------------------------------------------
+
+
+def _file_entry(args: argparse.Namespace, change: Any) -> None:
+    from gatectl.engine.filestate import StateFile
+
+    state = StateFile(args.state_file)
+    key = args.gate if "/" in args.gate else f"{args.namespace}/{args.gate}"
+
+    def edit(data: dict[str, Any]) -> None:
+        gates = data.get("gates", {})
+        if key not in gates:
+            known = ", ".join(sorted(gates)) or "none yet"
+            raise UsageError(f"no gate {key} in {args.state_file} (known: {known})")
+        change(gates[key])
+
+    state.update(edit)
+
+
+# -- Kubernetes -------------------------------------------------------------------------------
+
+
+def _gates(args: argparse.Namespace) -> Any:
+    from gatectl.adapters.kube.client import RELEASEGATES, Resources, load_api_client
+
+    return Resources(
+        load_api_client(kubeconfig=args.kubeconfig, context=args.context), RELEASEGATES
+    )
+
+
+def _annotate(args: argparse.Namespace, annotations: Mapping[str, str | None]) -> None:
+    gates = _gates(args)
+    try:
+        gates.patch(
+            args.gate, {"metadata": {"annotations": dict(annotations)}}, namespace=args.namespace
+        )
+    except NotFoundError:
+        raise UsageError(f"no ReleaseGate {args.namespace}/{args.gate}") from None
+
+
+def _kube_status(args: argparse.Namespace) -> Mapping[str, Any]:
+    try:
+        obj = _gates(args).get(args.gate, namespace=args.namespace)
+    except NotFoundError:
+        raise UsageError(f"no ReleaseGate {args.namespace}/{args.gate}") from None
+    return dict(obj.get("status") or {})
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _approve(args: argparse.Namespace) -> int:
+    by, at = _who(args.by), _now()
+    if args.state_file:
+
+        def change(entry: dict[str, Any]) -> None:
+            step = args.step or int((entry.get("status") or {}).get("step", 0)) + 1
+            entry.setdefault("requests", {})["approve"] = {"step": step, "by": by, "at": at}
+            print(f"approved {args.gate}: promotion into step {step} (by {by})")
+
+        _file_entry(args, change)
+        return 0
+    from gatectl.engine.kubestore import ANNOTATIONS
+
+    step = args.step or int(_kube_status(args).get("step", 0)) + 1
+    _annotate(
+        args,
+        {
+            ANNOTATIONS["approved_step"]: str(step),
+            ANNOTATIONS["approved_by"]: by,
+            ANNOTATIONS["approved_at"]: at,
+        },
+    )
+    print(f"approved {args.namespace}/{args.gate}: promotion into step {step} (by {by})")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    by, token = _who(args.by), _now()
+    if args.state_file:
+
+        def change(entry: dict[str, Any]) -> None:
+            entry.setdefault("requests", {})["reset"] = {"token": token, "by": by}
+
+        _file_entry(args, change)
+    else:
+        from gatectl.engine.kubestore import ANNOTATIONS
+
+        _annotate(args, {ANNOTATIONS["reset"]: token, ANNOTATIONS["reset_by"]: by})
+    print(f"reset requested for {args.gate} by {by}: it restarts at step 1 on the next pass")
+    return 0
+
+
+def _pause(args: argparse.Namespace) -> int:
+    if args.state_file:
+
+        def change(entry: dict[str, Any]) -> None:
+            entry.setdefault("requests", {})["paused"] = args.paused
+
+        _file_entry(args, change)
+    else:
+        from gatectl.engine.kubestore import ANNOTATIONS
+
+        _annotate(args, {ANNOTATIONS["paused"]: "true" if args.paused else None})
+    print(f"{'paused' if args.paused else 'resumed'} {args.gate}")
+    return 0
+
+
+def _age(text: str | None, now: datetime) -> str:
+    if not text:
+        return "-"
+    try:
+        from gatectl.core.timeparse import parse_time
+
+        seconds = (now - parse_time(text, now=now)).total_seconds()
+    except ValueError:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
+
+
+def render_status_table(rows: list[tuple[str, str, Mapping[str, Any]]], *, now: datetime) -> str:
+    """``kubectl get``-style lines, one per gate."""
+    table = [("NAMESPACE", "NAME", "STEP", "SHARE", "PHASE", "DECISION", "SINCE", "MESSAGE")]
+    for namespace, name, status in rows:
+        last = status.get("lastDecision") or {}
+        share = status.get("share")
+        table.append(
+            (
+                namespace,
+                name,
+                str(status.get("step", "-")),
+                f"{float(share) * 100:g}%" if share is not None else "-",
+                str(status.get("phase", "Pending")),
+                str(last.get("action", "-")),
+                _age(status.get("stepStartedAt"), now),
+                str(status.get("message") or "")[:80],
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return "\n".join(
+        "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
+    )
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    now = datetime.now(UTC)
+    rows: list[tuple[str, str, Mapping[str, Any]]] = []
+    if args.state_file:
+        from gatectl.engine.filestate import StateFile
+
+        data = StateFile(args.state_file).read()
+        for key, entry in sorted(data.get("gates", {}).items()):
+            namespace, _, name = key.partition("/")
+            rows.append((namespace, name, entry.get("status") or {}))
+    else:
+        gates = _gates(args)
+        listed = gates.list(namespace=None if args.all_namespaces else args.namespace)
+        for obj in listed.items:
+            meta = obj.get("metadata") or {}
+            rows.append((meta.get("namespace", ""), meta.get("name", ""), obj.get("status") or {}))
+    if args.output == "json":
+        print(json.dumps([{"namespace": n, "name": g, "status": s} for n, g, s in rows], indent=2))
+    elif not rows:
+        print("no gates", file=sys.stderr)
+    else:
+        print(render_status_table(rows, now=now))
+    return 0

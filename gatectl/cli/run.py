@@ -1,0 +1,71 @@
+"""``gatectl run``'s command line; the process itself is in ``gatectl.engine.loop``.
+
+Kept free of heavy imports: building the parser must not load the controller.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
+    """Register ``gatectl run``."""
+    p = sub.add_parser(
+        "run",
+        help="run the controller: evaluate every gate on its interval and move traffic",
+        description="Run the release-gate controller. With --kubernetes it watches ReleaseGate"
+        " objects and keeps their status; with --policies/--state-file it does the same for"
+        " policy files, keeping state in one JSON file (written atomically).",
+    )
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--kubernetes", action="store_true", help="watch ReleaseGate objects")
+    mode.add_argument("--policies", metavar="DIR", help="file mode: the policy directory")
+    p.add_argument("--state-file", metavar="FILE", help="file mode: where state is kept")
+    p.add_argument("--kubeconfig", metavar="FILE", help="default: in-cluster, else ~/.kube/config")
+    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    p.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only this namespace (repeatable); default all",
+    )
+    p.add_argument("--selector", "-l", metavar="LABELS", help="label selector for ReleaseGates")
+    p.add_argument("--leader-elect", action="store_true", help="Kubernetes: elect a leader")
+    p.add_argument("--lease-name", default="gatectl-leader", metavar="NAME")
+    p.add_argument(
+        "--lease-namespace",
+        default=None,
+        metavar="NS",
+        help="default: $POD_NAMESPACE, else 'default'",
+    )
+    p.add_argument("--identity", default=None, help="default: $POD_NAME, else the hostname+pid")
+    p.add_argument("--prometheus-url", metavar="URL", help="overrides the policies' URL")
+    p.add_argument(
+        "--prometheus-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra header on every query, e.g. 'X-Scope-OrgID: tenant' (repeatable)",
+    )
+    p.add_argument("--prometheus-bearer-token-file", metavar="FILE")
+    p.add_argument("--prometheus-ca-file", metavar="FILE")
+    p.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="serve /metrics, /healthz, /readyz here (e.g. 127.0.0.1:9090)",
+    )
+    p.add_argument("--tick", type=float, default=1.0, metavar="SECONDS", help="loop period")
+    p.add_argument("--once", action="store_true", help="evaluate every gate once and exit")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_command)
+
+
+def _command(args: argparse.Namespace) -> int:
+    from gatectl.engine.loop import command
+
+    return command(args)

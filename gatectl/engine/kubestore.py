@@ -1,0 +1,220 @@
+"""Kubernetes mode's Store: ReleaseGate objects, their status subresource and Events.
+
+A watch thread (list, then watch, relist on 410) keeps a cache of every
+ReleaseGate, so a tick reads memory, not the API server. Status is written
+with a PUT to ``/status`` carrying the object's resourceVersion: a gate
+changed since it was read answers 409 (``ConflictError``), and the controller
+re-reads it on the next pass. Human requests are annotations:
+
+- ``gatectl.io/approved-step`` (+ ``-by``, ``-at``): promotion into that step is approved;
+- ``gatectl.io/reset`` (a token, e.g. a timestamp) + ``gatectl.io/reset-by``;
+- ``gatectl.io/paused: "true"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from gatectl.adapters.kube.client import EVENTS, RELEASEGATES, Resources
+from gatectl.adapters.kube.events import record_event
+from gatectl.adapters.kube.watch import Watcher
+from gatectl.core.status import GateRequests
+from gatectl.engine.stores import GateEntry
+from gatectl.errors import ConflictError, GatectlError, NotFoundError, PolicyError
+from gatectl.policy import gate_from_resource
+
+__all__ = ["ANNOTATIONS", "KubeStore", "requests_from_annotations"]
+
+log = logging.getLogger("gatectl.controller")
+
+ANNOTATIONS = {
+    "approved_step": "gatectl.io/approved-step",
+    "approved_by": "gatectl.io/approved-by",
+    "approved_at": "gatectl.io/approved-at",
+    "reset": "gatectl.io/reset",
+    "reset_by": "gatectl.io/reset-by",
+    "paused": "gatectl.io/paused",
+}
+
+
+def requests_from_annotations(annotations: Mapping[str, str]) -> GateRequests:
+    """Human requests carried by a ReleaseGate's annotations."""
+    step = annotations.get(ANNOTATIONS["approved_step"])
+    try:
+        approved = int(step) if step is not None else None
+    except ValueError:
+        approved = None
+    return GateRequests(
+        approved_step=approved,
+        approved_by=annotations.get(ANNOTATIONS["approved_by"]),
+        approved_at=annotations.get(ANNOTATIONS["approved_at"]),
+        reset_token=annotations.get(ANNOTATIONS["reset"]),
+        reset_by=annotations.get(ANNOTATIONS["reset_by"]),
+        paused=annotations.get(ANNOTATIONS["paused"], "").lower() == "true",
+    )
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+
+
+class KubeStore:
+    """ReleaseGates in one or more namespaces (or all), optionally filtered by labels."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        namespaces: Sequence[str] = (),
+        label_selector: str | None = None,
+        watch_timeout: int = 60,
+    ) -> None:
+        self.gates = Resources(api_client, RELEASEGATES)
+        self.events = Resources(api_client, EVENTS)
+        self.namespaces = list(namespaces)
+        self.label_selector = label_selector
+        self.watch_timeout = watch_timeout
+        self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.synced = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _scopes(self) -> list[str | None]:
+        return list(self.namespaces) if self.namespaces else [None]
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """List every watched gate now (the watch keeps the cache fresh afterwards)."""
+        fresh: dict[tuple[str, str], dict[str, Any]] = {}
+        for namespace in self._scopes():
+            listed = self.gates.list(namespace=namespace, label_selector=self.label_selector)
+            for obj in listed.items:
+                fresh[_key(obj)] = obj
+        with self._lock:
+            # A watch event applied while we listed may be newer than the list.
+            for key, obj in fresh.items():
+                current = self._cache.get(key)
+                if current is not None and _newer(current, obj):
+                    fresh[key] = current
+            self._cache = fresh
+        self.synced.set()
+
+    def start(self, stop: threading.Event) -> None:
+        """Start one watch thread per namespace (or one for all namespaces)."""
+        for namespace in self._scopes():
+            watcher = Watcher(
+                self.gates,
+                namespace=namespace,
+                label_selector=self.label_selector,
+                timeout_seconds=self.watch_timeout,
+            )
+            thread = threading.Thread(
+                target=self._watch,
+                args=(watcher, stop),
+                name=f"watch-{namespace or 'all'}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _watch(self, watcher: Watcher, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                for event in watcher.events(stop=stop):
+                    self._apply(event.type, event.object)
+                    self.synced.set()
+            except Exception as exc:
+                log.warning("watch of ReleaseGates failed, retrying: %s", exc)
+                stop.wait(2.0)
+
+    def _apply(self, kind: str, obj: dict[str, Any]) -> None:
+        key = _key(obj)
+        with self._lock:
+            if kind == "DELETED":
+                self._cache.pop(key, None)
+                return
+            current = self._cache.get(key)
+            if current is not None and _newer(current, obj):
+                return
+            self._cache[key] = obj
+
+    # -- Store ------------------------------------------------------------------------------
+
+    def list_gates(self) -> list[GateEntry]:
+        """Every cached ReleaseGate, validated (invalid ones carry their message)."""
+        with self._lock:
+            objects = list(self._cache.values())
+        entries = []
+        for obj in sorted(objects, key=_key):
+            namespace, name = _key(obj)
+            meta = obj.get("metadata") or {}
+            try:
+                gate = gate_from_resource(obj, source=f"{namespace}/{name}")
+                error = None
+            except PolicyError as exc:
+                gate, error = None, exc.render()
+            entries.append(
+                GateEntry(
+                    key=f"{namespace}/{name}",
+                    namespace=namespace,
+                    name=name,
+                    gate=gate,
+                    error=error,
+                    status=obj.get("status") or {},
+                    requests=requests_from_annotations(meta.get("annotations") or {}),
+                    handle=obj,
+                )
+            )
+        return entries
+
+    def write_status(self, entry: GateEntry, status: Mapping[str, Any]) -> GateEntry:
+        """PUT the status subresource with the object's resourceVersion (409 when stale).
+
+        On a 409 the gate is read again into the cache before the error goes up, so
+        the next pass decides from the object as it is now, even if the watch lags.
+        """
+        body = dict(entry.handle)
+        body["status"] = dict(status)
+        try:
+            updated = self.gates.replace_status(body, namespace=entry.namespace)
+        except ConflictError:
+            self._refresh(entry)
+            raise
+        self._apply("MODIFIED", updated)
+        return replace(entry, status=updated.get("status") or {}, handle=updated)
+
+    def _refresh(self, entry: GateEntry) -> None:
+        try:
+            fresh = self.gates.get(entry.name, namespace=entry.namespace)
+        except NotFoundError:
+            self._apply("DELETED", dict(entry.handle))
+        except GatectlError as exc:  # the watch will bring it; the 409 is what matters
+            log.warning("gate %s: re-read after a conflict failed: %s", entry.key, exc)
+        else:
+            self._apply("MODIFIED", fresh)
+
+    def record_event(self, entry: GateEntry, *, reason: str, message: str, warning: bool) -> None:
+        """A core/v1 Event about the ReleaseGate."""
+        record_event(
+            self.events,
+            obj=entry.handle,
+            reason=reason,
+            message=message,
+            type="Warning" if warning else "Normal",
+        )
+
+
+def _newer(current: Mapping[str, Any], candidate: Mapping[str, Any]) -> bool:
+    """True when ``current`` has a higher resourceVersion than ``candidate`` (stale event)."""
+    try:
+        a = int((current.get("metadata") or {}).get("resourceVersion") or 0)
+        b = int((candidate.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return False
+    return a > b

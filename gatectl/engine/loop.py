@@ -1,0 +1,219 @@
+"""The controller process: stores, leadership, the loop, endpoints and signals.
+
+File mode (``--policies DIR --state-file FILE``) holds ``FILE.leader`` so one
+process acts per state file; Kubernetes mode (``--kubernetes``) elects a
+leader with a ``coordination.k8s.io`` Lease. Either way the loop ticks every
+second, evaluating the gates that are due, until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gatectl.adapters.exposition import Recorder
+from gatectl.adapters.serving import serve
+from gatectl.engine.actuators import Actuators, ResourceAPI
+from gatectl.engine.filestate import LeaderLock
+from gatectl.engine.reconcile import ClientPool, Controller
+from gatectl.engine.stores import FileStore, Store
+from gatectl.errors import UsageError
+
+__all__ = ["JsonFormatter", "command", "run_loop"]
+
+log = logging.getLogger("gatectl.controller")
+
+
+def _headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--prometheus-header {value!r}: expected 'Name: value'")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+class _Leadership:
+    """``leading()`` for the loop; file lock or Lease."""
+
+    def __init__(self, leading: Callable[[], bool], release: Callable[[], None]) -> None:
+        self.leading = leading
+        self.release = release
+
+
+def _file_mode(
+    args: argparse.Namespace,
+) -> tuple[Store, Actuators, _Leadership, Callable[[], bool]]:
+    if not args.state_file:
+        raise UsageError("--policies needs --state-file FILE (where state is kept)")
+    if not os.path.exists(args.policies):
+        raise UsageError(f"--policies {args.policies}: no such file or directory")
+    store = FileStore(args.policies, args.state_file)
+    lock = LeaderLock(args.state_file)
+    return store, Actuators(), _Leadership(lock.try_acquire, lock.release), lambda: True
+
+
+def _kube_mode(
+    args: argparse.Namespace, stop: threading.Event
+) -> tuple[Store, Actuators, _Leadership, Callable[[], bool]]:
+    from gatectl.adapters.kube.client import (
+        CONFIGMAPS,
+        DEPLOYMENTS,
+        HTTPROUTES,
+        Resources,
+        load_api_client,
+    )
+    from gatectl.adapters.kube.leader import LeaderElector
+    from gatectl.engine.kubestore import KubeStore
+
+    api = load_api_client(kubeconfig=args.kubeconfig, context=args.context)
+    store = KubeStore(api, namespaces=args.namespace, label_selector=args.selector)
+    store.sync()
+    store.start(stop)
+    kinds = {"configmaps": CONFIGMAPS, "deployments": DEPLOYMENTS, "httproutes": HTTPROUTES}
+
+    def resources(kind: str) -> ResourceAPI:
+        return Resources(api, kinds[kind])
+
+    actuators = Actuators(resources=resources, kubernetes=True)
+    if not args.leader_elect:
+        return store, actuators, _Leadership(lambda: True, lambda: None), store.synced.is_set
+    identity = (
+        args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    )
+    namespace = args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default"
+    elector = LeaderElector(api, namespace=namespace, name=args.lease_name, identity=identity)
+    elector.start(stop=stop)
+    return (
+        store,
+        actuators,
+        _Leadership(lambda: elector.is_leader, elector.release),
+        store.synced.is_set,
+    )
+
+
+async def run_loop(
+    controller: Controller,
+    *,
+    leading: Callable[[], bool],
+    stop: threading.Event,
+    tick: float = 1.0,
+    max_ticks: int | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> int:
+    """Tick until ``stop`` (or ``max_ticks``); only while ``leading()``. Returns ticks run."""
+    ticks = 0
+    while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
+        leader = leading()
+        controller.recorder.set_leader(leader)
+        if leader:
+            try:
+                await controller.tick()
+            except Exception:
+                log.exception("controller tick failed (a bug); continuing")
+            ticks += 1
+        if on_tick is not None:
+            on_tick()
+        await asyncio.to_thread(stop.wait, tick)
+    await controller.webhooks.drain()
+    await controller.clients.aclose()
+    return ticks
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, msg; a JSON message is merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        body: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        try:
+            parsed = json.loads(message)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            body.update(parsed)
+        else:
+            body["msg"] = message
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body)
+
+
+def _configure_logging(fmt: str) -> None:
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if fmt == "json":
+            handler.setFormatter(JsonFormatter())
+    logging.getLogger("gatectl").setLevel(logging.INFO)
+
+
+def command(args: argparse.Namespace) -> int:
+    """``gatectl run``."""
+    _configure_logging(args.log_format)
+    stop = threading.Event()
+    if args.kubernetes:
+        store, actuators, leadership, synced = _kube_mode(args, stop)
+    else:
+        store, actuators, leadership, synced = _file_mode(args)
+    recorder = Recorder()
+    clients = ClientPool(
+        url=args.prometheus_url or os.environ.get("GATECTL_PROMETHEUS_URL") or None,
+        headers=_headers(args.prometheus_header),
+        bearer_token_file=args.prometheus_bearer_token_file,
+        ca_file=args.prometheus_ca_file,
+        on_query=recorder.observe_query,
+    )
+    controller = Controller(store, clients=clients, actuators=actuators, recorder=recorder)
+    period = max(args.tick, 0.05)
+
+    def healthy() -> bool:
+        last = controller.last_tick
+        return (
+            last is None
+            or time.monotonic() - last < max(30.0, 10 * period)
+            or not leadership.leading()
+        )
+
+    server = None
+    if args.metrics_address:
+        server = serve(args.metrics_address, recorder=recorder, healthy=healthy, ready=synced)
+        log.info("serving /metrics, /healthz, /readyz on %s", args.metrics_address)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        if args.once:
+            if not leadership.leading():
+                raise UsageError("another controller holds the lock; not evaluating")
+            asyncio.run(_once(controller))
+        else:
+            log.info("controller started (%s mode)", "kubernetes" if args.kubernetes else "file")
+            asyncio.run(run_loop(controller, leading=leadership.leading, stop=stop, tick=period))
+    finally:
+        stop.set()
+        leadership.release()
+        if server is not None:
+            server.close()
+        log.info("controller stopped")
+    return 0
+
+
+async def _once(controller: Controller) -> None:
+    report = await controller.tick(force=True)
+    await controller.webhooks.drain()
+    await controller.clients.aclose()
+    for key, message in sorted(report.errors.items()):
+        log.warning("gate %s: %s", key, message)

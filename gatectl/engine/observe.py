@@ -1,0 +1,241 @@
+"""Observe: read what gates need from Prometheus, separate from deciding.
+
+Planning (which templates, workflows, windows and tracks to read) is pure;
+executing sends the queries concurrently. In batch mode (the controller) reads
+that share a built-in definition, a window and a track are answered by one
+``sum by (workflow)`` query for all their workflows, so a tick over 10,000
+gates costs a handful of queries. Thresholds never appear here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from gatectl.adapters.prometheus import Sample, single_value
+from gatectl.core.catalog import SAMPLES_METRIC, Read, batch_query, definition_for
+from gatectl.core.observations import Observation, ObservationSet
+from gatectl.errors import QueryError
+from gatectl.policy.models import Gate, MetricDefinition
+
+__all__ = ["GatePlan", "QueryClient", "observe", "plan_gate", "quantize_window"]
+
+
+class QueryClient(Protocol):
+    """What observe needs of a Prometheus client."""
+
+    async def query(self, promql: str, *, at: datetime) -> list[Sample]:
+        """Run an instant query at ``at``."""
+        ...
+
+
+@dataclass(frozen=True)
+class GatePlan:
+    """What to read for one gate: metric definitions per track, over one window."""
+
+    key: str
+    workflow: str
+    window_seconds: float
+    canary: Mapping[str, MetricDefinition | None]
+    baseline: Mapping[str, MetricDefinition] = field(default_factory=dict)
+
+    def reads(self) -> Iterable[Read]:
+        """Every template this gate needs, once per track."""
+        for track, metrics in (("canary", self.canary), ("baseline", self.baseline)):
+            for definition in metrics.values():
+                if definition is None:
+                    continue
+                for template in _templates(definition):
+                    yield Read(template, self.workflow, self.window_seconds, track)
+
+
+def _templates(definition: MetricDefinition) -> tuple[str, ...]:
+    if definition.query is not None:
+        return (definition.query,)
+    assert definition.numerator is not None and definition.denominator is not None
+    return (definition.numerator, definition.denominator)
+
+
+def plan_gate(gate: Gate, *, window_seconds: float) -> GatePlan:
+    """The reads one gate needs: each metric it names, the sample count, baselines if relative."""
+    spec = gate.spec
+    canary: dict[str, MetricDefinition | None] = {
+        name: definition_for(name, spec.metrics) for name in spec.metric_names()
+    }
+    canary[SAMPLES_METRIC] = definition_for(SAMPLES_METRIC, {})
+    relative = {name for name, c in spec.success_criteria.items() if c.condition.relative}
+    relative |= {
+        t.expression.metric for t in spec.rollback_trigger if t.expression.condition.relative
+    }
+    baseline = {
+        name: definition
+        for name in sorted(relative)
+        if (definition := definition_for(name, spec.metrics)) is not None
+    }
+    return GatePlan(
+        key=gate.key,
+        workflow=gate.workflow,
+        window_seconds=window_seconds,
+        canary=canary,
+        baseline=baseline,
+    )
+
+
+def quantize_window(seconds: float) -> float:
+    """Round a query window down so that many gates share one batch query.
+
+    Whole minutes past an hour, ten seconds past five minutes, else whole
+    seconds: at most 1.7 % of the window is left out of the query.
+    """
+    step = 60.0 if seconds >= 3600 else 10.0 if seconds >= 300 else 1.0
+    return max(1.0, math.floor(seconds / step) * step)
+
+
+_Value = float | QueryError
+
+
+async def _run(client: QueryClient, promql: str, at: datetime) -> list[Sample] | QueryError:
+    try:
+        return await client.query(promql, at=at)
+    except QueryError as exc:
+        return exc
+
+
+async def _execute(
+    reads: set[Read], client: QueryClient, *, at: datetime, batch: bool, concurrency: int
+) -> dict[Read, _Value]:
+    """Answer every read, batching where allowed; failures become QueryError values."""
+    limit = asyncio.Semaphore(concurrency)
+    results: dict[Read, _Value] = {}
+
+    async def one(read: Read) -> None:
+        promql = read.promql()
+        async with limit:
+            answer = await _run(client, promql, at)
+        if isinstance(answer, QueryError):
+            results[read] = answer
+            return
+        try:
+            # The evidence shows the query already: the message need not repeat it.
+            results[read] = single_value(answer)
+        except QueryError as exc:
+            results[read] = exc
+
+    async def grouped(group: list[Read]) -> None:
+        first = group[0]
+        workflows = sorted({r.workflow for r in group})
+        promql = batch_query(
+            first.template,
+            workflows=workflows,
+            window_seconds=first.window_seconds,
+            track=first.track,
+        )
+        assert promql is not None
+        async with limit:
+            answer = await _run(client, promql, at)
+        if isinstance(answer, QueryError):
+            for read in group:
+                results[read] = answer
+            return
+        by_workflow: dict[str, list[Sample]] = defaultdict(list)
+        for sample in answer:
+            by_workflow[sample.labels.get("workflow", "")].append(sample)
+        for read in group:
+            try:
+                results[read] = single_value(by_workflow.get(read.workflow, []), promql=promql)
+            except QueryError as exc:
+                results[read] = exc
+
+    tasks = []
+    groups: dict[tuple[str, str, str], list[Read]] = defaultdict(list)
+    for read in reads:
+        if batch and read.batchable:
+            groups[read.batch_key()].append(read)
+        else:
+            tasks.append(one(read))
+    for group in groups.values():
+        tasks.append(grouped(group) if len(group) > 1 else one(group[0]))
+    await asyncio.gather(*tasks)
+    return results
+
+
+def _observation(
+    metric: str,
+    definition: MetricDefinition | None,
+    plan: GatePlan,
+    track: str,
+    values: Mapping[Read, _Value],
+) -> Observation:
+    if definition is None:
+        return Observation.missing(
+            metric, f"no definition for metric {metric!r}: add it under metrics: in the policy"
+        )
+
+    def read(template: str) -> Read:
+        return Read(template, plan.workflow, plan.window_seconds, track)
+
+    if definition.query is not None:
+        r = read(definition.query)
+        value = values[r]
+        if isinstance(value, QueryError):
+            return Observation.missing(metric, str(value), r.promql())
+        return Observation(metric=metric, value=value, query=r.promql())
+    assert definition.numerator is not None and definition.denominator is not None
+    num_read, den_read = read(definition.numerator), read(definition.denominator)
+    query = {"numerator": num_read.promql(), "denominator": den_read.promql()}
+    numerator, denominator = values[num_read], values[den_read]
+    if isinstance(numerator, QueryError):
+        return Observation.missing(metric, f"numerator: {numerator}", query)
+    if isinstance(denominator, QueryError):
+        return Observation.missing(metric, f"denominator: {denominator}", query)
+    if denominator <= 0:
+        return Observation(
+            metric=metric,
+            value=None,
+            query=query,
+            error=f"no {track} requests in the window (denominator is {denominator:g})",
+            numerator=numerator,
+            denominator=denominator,
+        )
+    rate = numerator / denominator
+    if not math.isfinite(rate) or numerator < 0:
+        return Observation(
+            metric=metric,
+            value=None,
+            query=query,
+            error=f"rate is not a number ({numerator:g}/{denominator:g})",
+        )
+    return Observation(
+        metric=metric, value=rate, query=query, numerator=numerator, denominator=denominator
+    )
+
+
+async def observe(
+    plans: Sequence[GatePlan],
+    client: QueryClient,
+    *,
+    at: datetime,
+    batch: bool = False,
+    concurrency: int = 16,
+) -> dict[str, ObservationSet]:
+    """Read every plan's metrics as of ``at``; a failed query is no data, never an exception."""
+    reads = {r for plan in plans for r in plan.reads()}
+    values = await _execute(reads, client, at=at, batch=batch, concurrency=concurrency)
+    observed: dict[str, ObservationSet] = {}
+    for plan in plans:
+        canary = {
+            m: _observation(m, d, plan, "canary", values)
+            for m, d in plan.canary.items()
+            if m != SAMPLES_METRIC
+        }
+        baseline = {
+            m: _observation(m, d, plan, "baseline", values) for m, d in plan.baseline.items()
+        }
+        samples = _observation(SAMPLES_METRIC, plan.canary[SAMPLES_METRIC], plan, "canary", values)
+        observed[plan.key] = ObservationSet(canary=canary, samples=samples, baseline=baseline)
+    return observed

@@ -1,0 +1,394 @@
+"""One controller pass: observe -> decide -> act -> persist -> record, for every due gate.
+
+The loop in ``gatectl.cli.run`` calls ``Controller.tick`` repeatedly.
+A tick never lets one gate stop the others: an invalid spec, a failed query,
+an actuator error or a status conflict marks that gate (status, metric,
+event) and the tick goes on. Reads are batched across gates (``observe``);
+decisions are the pure ``decide``; a share change is written as ``pending``,
+then applied to traffic, then committed, so a crash anywhere is repaired on
+the next pass without a step taken twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from gatectl.adapters.exposition import Recorder
+from gatectl.adapters.prometheus import PrometheusClient
+from gatectl.adapters.webhooks import Webhooks
+from gatectl.core.decide import decide, evaluation_window
+from gatectl.core.observations import Decision, ObservationSet
+from gatectl.core.render import decision_to_dict
+from gatectl.core.status import (
+    GateStatus,
+    apply_decision,
+    commit_pending,
+    gate_state,
+    prepare,
+)
+from gatectl.engine.actuators import ActuatorError, Actuators
+from gatectl.engine.observe import GatePlan, observe, plan_gate, quantize_window
+from gatectl.engine.stores import GateEntry, Store
+from gatectl.errors import ConflictError, GatectlError
+from gatectl.policy.models import Gate, PrometheusSettings
+
+__all__ = ["ClientPool", "Controller", "TickReport", "quantize_window"]
+
+log = logging.getLogger("gatectl.controller")
+
+
+@dataclass
+class ClientPool:
+    """One Prometheus client per distinct connection setting; CLI flags override policies."""
+
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    bearer_token_file: str | None = None
+    ca_file: str | None = None
+    on_query: Callable[[str, float], None] | None = None
+    _clients: dict[str, PrometheusClient] = field(default_factory=dict)
+
+    def settings_for(self, gate: Gate) -> PrometheusSettings:
+        """The gate's settings with the controller's flags applied."""
+        settings = gate.spec.prometheus
+        update: dict[str, Any] = {"headers": {**settings.headers, **self.headers}}
+        if self.bearer_token_file:
+            update["bearer_token_file"] = self.bearer_token_file
+        if self.ca_file:
+            update["ca_file"] = self.ca_file
+        return settings.model_copy(update=update)
+
+    def client(self, settings: PrometheusSettings) -> PrometheusClient:
+        """A (cached) client for ``settings``."""
+        key = settings.model_dump_json() + (self.url or "")
+        if key not in self._clients:
+            self._clients[key] = PrometheusClient.from_settings(
+                settings, url=self.url, on_query=self.on_query
+            )
+        return self._clients[key]
+
+    async def aclose(self) -> None:
+        """Close every client."""
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+@dataclass
+class TickReport:
+    """What one tick did (for logs and tests)."""
+
+    evaluated: int = 0
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    invalid: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Controller:
+    """Evaluates every due gate of a store, moving traffic and keeping status."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clients: ClientPool,
+        actuators: Actuators,
+        recorder: Recorder,
+        webhooks: Webhooks | None = None,
+        clock: Callable[[], datetime] = _now,
+        batch: bool = True,
+    ) -> None:
+        self.store = store
+        self.clients = clients
+        self.actuators = actuators
+        self.recorder = recorder
+        self.webhooks = webhooks or Webhooks()
+        self.clock = clock
+        self.batch = batch
+        self._next_due: dict[str, float] = {}
+        self._applied: dict[str, float] = {}
+        self._known: set[tuple[str, str]] = set()
+        self.last_tick: float | None = None
+
+    # -- the pass -----------------------------------------------------------------------------
+
+    async def tick(self, *, force: bool = False) -> TickReport:
+        """Evaluate every gate that is due (all of them with ``force``)."""
+        report = TickReport()
+        started = time.monotonic()
+        entries = self.store.list_gates()
+        self._forget_deleted(entries)
+        phases: Counter[str] = Counter()
+        now = self.clock()
+        work: list[tuple[GateEntry, Gate, GateStatus]] = []
+        for listed in entries:
+            if listed.gate is None:
+                self._invalid(listed, report)
+                phases["Invalid"] += 1
+                continue
+            if not force and self._next_due.get(listed.key, 0.0) > started:
+                phases[str(listed.status.get("phase", "Progressing"))] += 1
+                continue
+            self._next_due[listed.key] = started + listed.gate.spec.evaluation_interval
+            prepared = self._prepare(listed, listed.gate, now, report)
+            if prepared is None:
+                continue
+            entry, status = prepared
+            if entry.requests.paused or listed.gate.spec.paused:
+                self._persist(entry, replace(status, phase="Paused"), report)
+                phases["Paused"] += 1
+                continue
+            work.append((entry, listed.gate, status))
+        observed = await self._observe(work, now)
+        for entry, gate, status in work:
+            phase = self._decide(
+                entry,
+                gate=gate,
+                status=status,
+                observed=observed[entry.key],
+                now=now,
+                report=report,
+            )
+            phases[phase] += 1
+        self.recorder.set_phase_counts(dict(phases))
+        self.recorder.observe_evaluation(time.monotonic() - started)
+        self.last_tick = time.monotonic()
+        return report
+
+    def _prepare(
+        self, entry: GateEntry, gate: Gate, now: datetime, report: TickReport
+    ) -> tuple[GateEntry, GateStatus] | None:
+        """Finish a pending step, apply resets/revisions, make traffic match the status."""
+        status = GateStatus.from_dict(entry.status) if entry.status else None
+        try:
+            if status is not None and status.pending:
+                share = float(status.pending["share"])
+                self._actuate(gate, share)
+                status = commit_pending(status, now=self.clock())
+                entry = self._write(entry, status)
+                log.info("gate %s: completed pending change to share %g", entry.key, share)
+            status = prepare(status, gate, entry.requests, now=now)
+            if self._applied.get(entry.key) != status.share:
+                self._actuate(gate, status.share)
+            return entry, status
+        except ActuatorError as exc:
+            self._traffic_error(entry, gate, status, str(exc), report)
+        except ConflictError as exc:
+            self._error(entry, gate, "status_conflict", str(exc), report)
+        except GatectlError as exc:
+            self._error(entry, gate, "internal", str(exc), report)
+        return None
+
+    async def _observe(
+        self, work: list[tuple[GateEntry, Gate, GateStatus]], now: datetime
+    ) -> dict[str, ObservationSet]:
+        groups: dict[str, tuple[PrometheusSettings, list[GatePlan]]] = {}
+        for entry, gate, status in work:
+            window = evaluation_window(gate.spec, started_at=status.step_started_at, now=now)
+            seconds = window.query_seconds
+            if self.batch:
+                seconds = quantize_window(seconds)
+            plan = replace(plan_gate(gate, window_seconds=seconds), key=entry.key)
+            settings = self.clients.settings_for(gate)
+            key = settings.model_dump_json()
+            groups.setdefault(key, (settings, []))[1].append(plan)
+
+        async def one(settings: PrometheusSettings, plans: list[GatePlan]) -> dict[str, Any]:
+            try:
+                client = self.clients.client(settings)
+            except GatectlError as exc:
+                return {p.key: exc for p in plans}
+            return dict(await observe(plans, client, at=now, batch=self.batch))
+
+        observed: dict[str, Any] = {}
+        for part in await asyncio.gather(*(one(s, p) for s, p in groups.values())):
+            observed.update(part)
+        return observed
+
+    def _decide(
+        self,
+        entry: GateEntry,
+        *,
+        gate: Gate,
+        status: GateStatus,
+        observed: ObservationSet | GatectlError,
+        now: datetime,
+        report: TickReport,
+    ) -> str:
+        if isinstance(observed, GatectlError):
+            text = f"cannot query Prometheus: {observed}"
+            self._mark_error(entry, gate, status, reason="query_error", text=text, report=report)
+            return status.phase
+        decision = decide(gate.spec, observed, gate_state(status, entry.requests), now=now)
+        if any(c.result == "no_data" for c in (*decision.criteria, *decision.triggers)):
+            self.recorder.record_error(
+                namespace=entry.namespace,
+                gate=entry.name,
+                workflow=gate.workflow,
+                reason="query_error",
+            )
+        transition = apply_decision(status, decision, gate, now=now)
+        new = transition.status
+        try:
+            if transition.new_share is not None:
+                entry = self._write(entry, new)
+                self._actuate(gate, transition.new_share)
+                new = commit_pending(new, now=self.clock())
+            self._persist(entry, new, report)
+        except ActuatorError as exc:
+            self._traffic_error(entry, gate, new, str(exc), report)
+            return new.phase
+        except ConflictError as exc:
+            self._error(entry, gate, "status_conflict", str(exc), report)
+            return new.phase
+        report.evaluated += 1
+        report.decisions[entry.key] = decision
+        self.recorder.record_decision(gate, decision, phase=new.phase)
+        self._log(entry, gate, decision, new.phase)
+        if transition.announce:
+            self._announce(entry, gate, decision, new)
+        return new.phase
+
+    # -- effects ------------------------------------------------------------------------------
+
+    def _actuate(self, gate: Gate, share: float) -> None:
+        self.actuators.apply(gate, share=share)
+        self._applied[gate.key] = share
+
+    def _write(self, entry: GateEntry, status: GateStatus) -> GateEntry:
+        return self.store.write_status(entry, status.to_dict())
+
+    def _persist(self, entry: GateEntry, status: GateStatus, report: TickReport) -> None:
+        """Write only when something changed (the diff, not every tick)."""
+        body = status.to_dict()
+        if body != dict(entry.status):
+            try:
+                self.store.write_status(entry, body)
+            except ConflictError as exc:
+                if entry.gate is not None:
+                    self._error(entry, entry.gate, "status_conflict", str(exc), report)
+
+    def _invalid(self, entry: GateEntry, report: TickReport) -> None:
+        report.invalid += 1
+        message = entry.error or "invalid spec"
+        self.recorder.record_invalid(
+            namespace=entry.namespace, gate=entry.name, workflow=entry.name, message=message
+        )
+        if entry.status.get("phase") == "Invalid" and entry.status.get("message") == message:
+            return
+        log.warning("gate %s is invalid: %s", entry.key, message)
+        body = {**entry.status, "phase": "Invalid", "message": message}
+        try:
+            self.store.write_status(entry, body)
+            self.store.record_event(entry, reason="InvalidSpec", message=message, warning=True)
+        except GatectlError as exc:
+            report.errors[entry.key] = str(exc)
+
+    def _error(
+        self, entry: GateEntry, gate: Gate, reason: str, message: str, report: TickReport
+    ) -> None:
+        report.errors[entry.key] = f"{reason}: {message}"
+        log.warning("gate %s: %s: %s", entry.key, reason, message)
+        self.recorder.record_error(
+            namespace=entry.namespace, gate=entry.name, workflow=gate.workflow, reason=reason
+        )
+        # Try again at the next tick rather than after a whole interval.
+        self._next_due.pop(entry.key, None)
+
+    def _traffic_error(
+        self,
+        entry: GateEntry,
+        gate: Gate,
+        status: GateStatus | None,
+        message: str,
+        report: TickReport,
+    ) -> None:
+        """Say in status and in one Warning event that traffic could not be moved."""
+        text = f"traffic not moved: {message}"
+        self._mark_error(entry, gate, status, reason="actuator_error", text=text, report=report)
+
+    def _mark_error(
+        self,
+        entry: GateEntry,
+        gate: Gate,
+        status: GateStatus | None,
+        *,
+        reason: str,
+        text: str,
+        report: TickReport,
+    ) -> None:
+        """Count the error, and say it in status and one Warning event per distinct failure."""
+        self._error(entry, gate, reason, text, report)
+        if status is None or entry.status.get("message") == text:
+            return  # said already: not one event per tick
+        event = {"actuator_error": "TrafficError", "query_error": "QueryError"}.get(reason, "Error")
+        try:
+            entry = self.store.write_status(entry, replace(status, message=text).to_dict())
+            self.store.record_event(entry, reason=event, message=text, warning=True)
+        except GatectlError as exc:
+            log.warning("gate %s: could not record %s: %s", entry.key, reason, exc)
+
+    def _announce(
+        self, entry: GateEntry, gate: Gate, decision: Decision, status: GateStatus
+    ) -> None:
+        reason = {"promote": "Promoted", "hold": "Holding", "fallback": "FellBack"}[
+            decision.action.value
+        ]
+        if decision.complete:
+            reason = "Complete"
+        message = (
+            f"{decision.action.value}: share {decision.current_share:g} -> {decision.next_share:g}"
+            f" ({status.phase}): {decision.reasons[0] if decision.reasons else ''}"
+        )
+        try:
+            self.store.record_event(
+                entry,
+                reason=reason,
+                message=message[:1000],
+                warning=decision.action.value == "fallback",
+            )
+        except GatectlError as exc:
+            log.warning("gate %s: could not record event: %s", entry.key, exc)
+        if gate.spec.webhook is not None:
+            payload = decision_to_dict(
+                decision, gate=gate.name, workflow=gate.workflow, namespace=gate.namespace
+            )
+            payload["phase"] = status.phase
+            self.webhooks.send(gate.spec.webhook, payload)
+
+    def _log(self, entry: GateEntry, gate: Gate, decision: Decision, phase: str) -> None:
+        log.info(
+            "%s",
+            json.dumps(
+                {
+                    "msg": "decision",
+                    "gate": entry.key,
+                    "workflow": gate.workflow,
+                    "decision": decision.action.value,
+                    "phase": phase,
+                    "share": decision.current_share,
+                    "next_share": decision.next_share,
+                    "reasons": list(decision.reasons),
+                }
+            ),
+        )
+
+    def _forget_deleted(self, entries: list[GateEntry]) -> None:
+        present = {(e.namespace, e.name) for e in entries}
+        for namespace, name in self._known - present:
+            self.recorder.forget(namespace=namespace, gate=name)
+            self._next_due.pop(f"{namespace}/{name}", None)
+            self._applied.pop(f"{namespace}/{name}", None)
+        self._known = present

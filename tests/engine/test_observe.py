@@ -1,0 +1,116 @@
+"""The observe step: rates keep their counts, failures become no data, batches split by workflow."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from gatectl.adapters.prometheus import Sample
+from gatectl.engine.observe import observe, plan_gate
+from gatectl.errors import QueryError
+from gatectl.policy import Gate, GateSpec
+
+AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def gate(name: str, **extra: object) -> Gate:
+    spec = GateSpec.model_validate(
+        {
+            "canary_traffic": 0.1,
+            "promotion_window": "1h",
+            "success_criteria": {"exception_rate": "<= 0.04"},
+            "rollback_trigger": ["critical_regressions > 0"],
+            **extra,
+        }
+    )
+    return Gate(name=name, spec=spec)
+
+
+class Answers:
+    """Answers by substring; records every query."""
+
+    def __init__(self, answers: dict[str, list[Sample] | QueryError]) -> None:
+        self.answers = answers
+        self.queries: list[str] = []
+
+    async def query(self, promql: str, *, at: datetime) -> list[Sample]:
+        assert at == AT
+        self.queries.append(promql)
+        for needle, answer in self.answers.items():
+            if needle in promql:
+                if isinstance(answer, QueryError):
+                    raise answer
+                return answer
+        return []
+
+
+def one(value: float, workflow: str = "") -> list[Sample]:
+    return [Sample(labels={"workflow": workflow} if workflow else {}, value=value)]
+
+
+def run(gates: list[Gate], client: Answers, *, batch: bool = False) -> dict[str, object]:
+    plans = [plan_gate(g, window_seconds=3600) for g in gates]
+    return dict(asyncio.run(observe(plans, client, at=AT, batch=batch)))
+
+
+def test_rate_keeps_numerator_and_denominator() -> None:
+    client = Answers({"exceptions": one(12), "requests": one(400), "regressions": one(0)})
+    observed = run([gate("a")], client)["default/a"]
+    rate = observed.canary["exception_rate"]  # type: ignore[attr-defined]
+    assert (rate.value, rate.numerator, rate.denominator) == (0.03, 12, 400)
+    assert rate.query["numerator"].startswith("sum(increase(workflow_exceptions_total")
+    assert observed.samples.value == 400  # type: ignore[attr-defined]
+
+
+def test_zero_requests_is_no_data_with_its_cause() -> None:
+    client = Answers({"exceptions": one(0), "requests": one(0), "regressions": one(0)})
+    rate = run([gate("a")], client)["default/a"].canary["exception_rate"]  # type: ignore[attr-defined]
+    assert rate.value is None
+    assert rate.error == "no canary requests in the window (denominator is 0)"
+
+
+def test_query_error_and_empty_result_become_no_data() -> None:
+    client = Answers({"exceptions": QueryError("HTTP 503: overloaded"), "requests": one(5)})
+    observed = run([gate("a")], client)["default/a"]
+    assert observed.canary["exception_rate"].error == "numerator: HTTP 503: overloaded"  # type: ignore[attr-defined]
+    regressions = observed.canary["critical_regressions"]  # type: ignore[attr-defined]
+    assert regressions.value is None
+    assert "empty result" in regressions.error
+
+
+def test_metric_without_definition_is_no_data_that_names_it() -> None:
+    g = gate("a", success_criteria={"latency_p99": "<= 2"}, metrics={})
+    client = Answers({"requests": one(5), "regressions": one(0)})
+    observed = run([g], client)["default/a"]
+    assert observed.canary["latency_p99"].error == (  # type: ignore[attr-defined]
+        "no definition for metric 'latency_p99': add it under metrics: in the policy"
+    )
+
+
+def test_batched_reads_split_by_workflow_and_missing_workflow_is_no_data() -> None:
+    client = Answers(
+        {
+            "exceptions": one(1, "a") + one(2, "b"),
+            "requests": one(100, "a") + one(100, "b"),
+            "regressions": one(0, "a"),
+        }
+    )
+    observed = run([gate("a"), gate("b"), gate("c")], client, batch=True)
+    assert len(client.queries) == 3
+    assert all("by (workflow)" in q for q in client.queries)
+    assert observed["default/a"].canary["exception_rate"].value == 0.01  # type: ignore[attr-defined]
+    assert observed["default/b"].canary["exception_rate"].value == 0.02  # type: ignore[attr-defined]
+    assert observed["default/b"].canary["critical_regressions"].value is None  # type: ignore[attr-defined]
+    assert observed["default/c"].samples.value is None  # type: ignore[attr-defined]
+
+
+def test_baseline_is_read_only_for_relative_conditions_and_on_its_own_track() -> None:
+    g = gate("a", success_criteria={"exception_rate": "<= baseline * 1.2"})
+    client = Answers({"exceptions": one(1), "requests": one(100), "regressions": one(0)})
+    observed = run([g], client)["default/a"]
+    baseline_queries = [q for q in client.queries if 'track="baseline"' in q]
+    assert len(baseline_queries) == 2
+    assert set(observed.baseline) == {"exception_rate"}  # type: ignore[attr-defined]
+    plain = Answers({"exceptions": one(1), "requests": one(100), "regressions": one(0)})
+    run([gate("b")], plain)
+    assert not [q for q in plain.queries if "baseline" in q]

@@ -1,1 +1,0 @@
-"""Tests of gatectl.kube through the real kubernetes client, against tests/kubeapi or a cluster."""
