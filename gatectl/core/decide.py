@@ -260,7 +260,11 @@ def decide(
     """Decide promote / hold / fallback for one gate, with its evidence (PRODUCT.md §4)."""
     shares = spec.shares
     step = min(max(state.step, 0), len(shares) - 1)
-    share = shares[step]
+    share = shares[step] if state.share is None else state.share
+    # The next step is the first share above the current one: ``step + 1`` unless the
+    # steps were edited mid-rollout and the gate sits between two of them.
+    above = [index for index, candidate in enumerate(shares) if candidate > share]
+    promote_to = above[0] if above else None
     window = evaluation_window(spec, started_at=state.step_started_at, now=now)
     checked: list[tuple[CheckResult, CheckSettings]] = [
         (
@@ -319,8 +323,8 @@ def decide(
             pass  # already on the fallback path: nothing moves
         elif action is Action.FALLBACK:
             next_step, next_share = fallback_target(spec, step)
-        elif action is Action.PROMOTE and step + 1 < len(shares):
-            next_step, next_share = step + 1, shares[step + 1]
+        elif action is Action.PROMOTE and promote_to is not None:
+            next_step, next_share = promote_to, shares[promote_to]
         return Decision(
             action=action,
             current_step=at_step,
@@ -399,7 +403,8 @@ def decide(
     if window.remaining_seconds > 0:
         reasons.append(f"promotion window: {format_duration(window.remaining_seconds)} remaining")
     # 6. approval
-    next_share = shares[step + 1]
+    assert promote_to is not None, "a share below 1.0 has a step above it (the last is 1.0)"
+    next_share = shares[promote_to]
     blocked_before_approval = bool(reasons)
     if spec.approval and next_share > spec.approval.required_above and not state.approved:
         owner = f" from {spec.owner}" if spec.owner else ""

@@ -108,6 +108,10 @@ class GateState:
     """A human approved promotion to the next step."""
     fallen_back: bool = False
     """The gate fell back earlier; fallback is sticky until reset."""
+    share: float | None = None
+    """The share traffic is actually at, when it is not ``shares[step]`` (the steps were
+    edited mid-rollout); ``None`` means ``shares[step]``. A decision never moves traffic
+    by itself: a hold keeps this share, a promotion goes to the first step above it."""
 
 
 @dataclass(frozen=True)

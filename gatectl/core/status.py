@@ -140,7 +140,7 @@ def initial_status(
         step=1,
         share=gate.spec.shares[0],
         step_started_at=now,
-        revision=gate.revision,
+        revision=gate.revision or "",
         observed_generation=gate.generation,
         history=history,
         rollout_started_at=now,
@@ -165,7 +165,7 @@ def prepare(
         return initial_status(
             gate, now=now, history=(_event(now, "start", revision=gate.revision),)
         )
-    if status.revision != gate.revision and status.pending is None:
+    if _new_revision(status, gate) and status.pending is None:
         entry = _event(now, "new-revision", revision=gate.revision, previous=status.revision)
         return initial_status(gate, now=now, history=_push(status.history, entry))
     if (
@@ -178,6 +178,7 @@ def prepare(
         return replace(fresh, last_reset=requests.reset_token, last_approval=status.last_approval)
     if status.observed_generation != gate.generation:
         status = replace(status, observed_generation=gate.generation)
+    status = _realign(status, gate, now=now)
     token = (
         f"{requests.approved_step}:{requests.approved_by}:{requests.approved_at}"
         if requests.approved_step is not None
@@ -193,6 +194,35 @@ def prepare(
         )
         status = replace(status, last_approval=token, history=_push(status.history, entry))
     return status
+
+
+def _new_revision(status: GateStatus, gate: Gate) -> bool:
+    """A new ``spec.revision`` was declared. Other edits never restart a rollout.
+
+    A gate that declares no revision keeps the one its status has (statuses written
+    before ``revision`` existed carry a hash of the spec: no restart on upgrade).
+    """
+    return gate.revision is not None and gate.revision != status.revision
+
+
+def _realign(status: GateStatus, gate: Gate, *, now: datetime) -> GateStatus:
+    """After the steps were edited mid-rollout, the step that matches the current share.
+
+    Traffic never moves because of an edit: the share stays, ``step`` becomes the
+    last step at or below it, and the next promotion goes to the first step above
+    it (``decide`` reads the share from the status). A fallen-back gate stays at 0.
+    """
+    shares = gate.spec.shares
+    if status.step < 1 or status.fallen_back:
+        return status
+    if status.step <= len(shares) and shares[status.step - 1] == status.share:
+        return status
+    at_or_below = [index for index, share in enumerate(shares, 1) if share <= status.share]
+    step = at_or_below[-1] if at_or_below else 1
+    if step == status.step:
+        return status
+    entry = _event(now, "steps-edited", share=status.share, step=step, previous=status.step)
+    return replace(status, step=step, history=_push(status.history, entry))
 
 
 def approved(status: GateStatus, requests: GateRequests) -> bool:
@@ -225,6 +255,7 @@ def gate_state(status: GateStatus, requests: GateRequests) -> GateState:
         inconclusive_count=status.inconclusive_count,
         approved=approved(status, requests),
         fallen_back=status.fallen_back,
+        share=None if status.step < 1 or status.fallen_back else status.share,
     )
 
 

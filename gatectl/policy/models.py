@@ -8,9 +8,7 @@ these models (``gatectl.core.crd``).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -319,6 +317,9 @@ class GateSpec(_Model):
     """A JSON POST on every change of decision."""
     paused: bool = False
     """A paused gate is not evaluated."""
+    revision: str | None = Field(default=None, min_length=1, max_length=253)
+    """The AI path's version (model, prompt, image, git sha). A new value starts a new
+    rollout at step 1 and clears a fallback; editing any other field never does."""
 
     @model_validator(mode="before")
     @classmethod
@@ -417,8 +418,6 @@ class Gate(_Model):
         return f"{self.namespace}/{self.name}"
 
     @property
-    def revision(self) -> str:
-        """A stable hash of the spec; a new one restarts the rollout at step 1."""
-        body = self.spec.model_dump(mode="json", exclude={"paused"}, by_alias=True)
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        return digest[:16]
+    def revision(self) -> str | None:
+        """The declared revision of the AI path (``spec.revision``); ``None`` if undeclared."""
+        return self.spec.revision

@@ -224,12 +224,12 @@ def test_status_conflict_is_retried_on_the_next_pass_without_losing_the_step() -
 
 
 def test_new_revision_restarts_at_step_one() -> None:
-    rig = Rig(gate("triage"))
+    rig = Rig(gate("triage", revision="v1"))
     rig.tick()
     rig.clock.advance(hours=1)
     rig.tick()
     assert rig.status("triage").step == 2
-    rig.store.add(gate("triage", promotion_window="2h"))
+    rig.store.add(gate("triage", revision="v2"))
     rig.tick()
     status = rig.status("triage")
     assert (status.step, status.share) == (1, 0.05)

@@ -56,13 +56,11 @@ def test_resource_without_namespace_or_generation_uses_defaults() -> None:
     assert (gate.key, gate.generation) == ("default/x", None)
 
 
-def test_revision_is_the_same_for_the_same_spec_from_file_or_cluster() -> None:
-    first = gate_from_resource(obj(), source="a")
-    second = gate_from_resource(obj(promotion_window="360m"), source="b")
-    assert first.revision == second.revision
-    assert gate_from_resource(obj(canary_traffic=0.1, steps=None), source="c").revision != (
-        first.revision
-    )
+def test_revision_is_what_the_spec_declares_and_nothing_else() -> None:
+    assert gate_from_resource(obj(), source="a").revision is None
+    assert gate_from_resource(obj(revision="model-2026-11"), source="b").revision == "model-2026-11"
+    edited = gate_from_resource(obj(revision="model-2026-11", owner="x", steps=None), source="c")
+    assert edited.revision == "model-2026-11"
 
 
 @pytest.mark.parametrize(
