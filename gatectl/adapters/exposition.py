@@ -70,9 +70,18 @@ ERROR_REASONS: tuple[str, ...] = (
     "query_error",
     "actuator_error",
     "status_conflict",
+    "api_forbidden",
+    "api_not_found",
+    "api_rejected",
+    "api_unavailable",
+    "gate_error",
     "internal",
 )
-"""Values of ``reason`` on ``gatectl_evaluation_errors_total``."""
+"""Values of ``reason`` on ``gatectl_evaluation_errors_total``.
+
+``api_*``: the Kubernetes API refused (401/403), lost (404), rejected (400/422)
+or could not take (5xx, 429, timeout, connection) a write for that gate;
+``gate_error``: any other expected failure of one gate; ``internal``: a bug."""
 
 QUERY_OUTCOMES: tuple[str, ...] = ("success", "error", "timeout")
 """Values of ``outcome`` on the Prometheus query metrics.

@@ -37,10 +37,17 @@ from gatectl.core.status import (
 from gatectl.engine.actuators import ActuatorError, Actuators
 from gatectl.engine.observe import GatePlan, observe, plan_gate, quantize_window
 from gatectl.engine.stores import GateEntry, Store
-from gatectl.errors import ConflictError, GatectlError
+from gatectl.errors import (
+    ClusterError,
+    ConflictError,
+    ForbiddenError,
+    GatectlError,
+    NotFoundError,
+    QueryError,
+)
 from gatectl.policy.models import Gate, PrometheusSettings
 
-__all__ = ["ClientPool", "Controller", "TickReport", "quantize_window"]
+__all__ = ["ClientPool", "Controller", "TickReport", "error_reason", "quantize_window"]
 
 log = logging.getLogger("gatectl.controller")
 
@@ -96,6 +103,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def error_reason(error: BaseException) -> str:
+    """The ``reason`` a failure of one gate is counted under (``ERROR_REASONS``).
+
+    ``internal`` is kept for bugs (anything that is not a ``GatectlError``): an
+    API server that refuses, loses or rejects a write is the cluster's answer,
+    not ours, and says so.
+    """
+    if isinstance(error, ActuatorError):
+        return "actuator_error"
+    if isinstance(error, ConflictError):
+        return "status_conflict"
+    if isinstance(error, ForbiddenError):
+        return "api_forbidden"
+    if isinstance(error, NotFoundError):
+        return "api_not_found"
+    if isinstance(error, ClusterError):
+        return "api_rejected" if error.status in (400, 422) else "api_unavailable"
+    if isinstance(error, QueryError):
+        return "query_error"
+    if isinstance(error, GatectlError):
+        return "gate_error"
+    return "internal"
+
+
 class Controller:
     """Evaluates every due gate of a store, moving traffic and keeping status."""
 
@@ -120,12 +151,24 @@ class Controller:
         self._next_due: dict[str, float] = {}
         self._applied: dict[str, float] = {}
         self._known: set[tuple[str, str]] = set()
+        self._said: dict[str, str] = {}
         self.last_tick: float | None = None
 
     # -- the pass -----------------------------------------------------------------------------
 
     async def tick(self, *, force: bool = False) -> TickReport:
-        """Evaluate every gate that is due (all of them with ``force``)."""
+        """Evaluate every gate that is due (all of them with ``force``).
+
+        No failure of one gate (an API error of any status, a timeout, a bug) leaves
+        this pass: it is recorded on that gate and the pass goes on. ``last_tick``
+        says the loop is alive, whatever the gates' fortunes.
+        """
+        try:
+            return await self._tick(force=force)
+        finally:
+            self.last_tick = time.monotonic()
+
+    async def _tick(self, *, force: bool) -> TickReport:
         report = TickReport()
         started = time.monotonic()
         entries = self.store.list_gates()
@@ -142,29 +185,38 @@ class Controller:
                 phases[str(listed.status.get("phase", "Progressing"))] += 1
                 continue
             self._next_due[listed.key] = started + listed.gate.spec.evaluation_interval
-            prepared = self._prepare(listed, listed.gate, now, report)
-            if prepared is None:
-                continue
-            entry, status = prepared
-            if entry.requests.paused or listed.gate.spec.paused:
-                self._persist(entry, replace(status, phase="Paused"), report)
-                phases["Paused"] += 1
+            try:
+                prepared = self._prepare(listed, listed.gate, now, report)
+                if prepared is None:
+                    continue
+                entry, status = prepared
+                if entry.requests.paused or listed.gate.spec.paused:
+                    self._persist(entry, replace(status, phase="Paused"), report)
+                    phases["Paused"] += 1
+                    continue
+            except Exception as exc:  # one gate's failure, whatever it is, stays on that gate
+                self._failed(listed, listed.gate, exc, report)
                 continue
             work.append((entry, listed.gate, status))
         observed = await self._observe(work, now)
         for entry, gate, status in work:
-            phase = self._decide(
-                entry,
-                gate=gate,
-                status=status,
-                observed=observed[entry.key],
-                now=now,
-                report=report,
-            )
+            try:
+                phase = self._decide(
+                    entry,
+                    gate=gate,
+                    status=status,
+                    observed=observed[entry.key],
+                    now=now,
+                    report=report,
+                )
+            except Exception as exc:
+                self._failed(entry, gate, exc, report)
+                phase = status.phase
+            else:
+                self._said.pop(entry.key, None)
             phases[phase] += 1
         self.recorder.set_phase_counts(dict(phases))
         self.recorder.observe_evaluation(time.monotonic() - started)
-        self.last_tick = time.monotonic()
         return report
 
     def _prepare(
@@ -185,10 +237,6 @@ class Controller:
             return entry, status
         except ActuatorError as exc:
             self._traffic_error(entry, gate, status, str(exc), report)
-        except ConflictError as exc:
-            self._error(entry, gate, "status_conflict", str(exc), report)
-        except GatectlError as exc:
-            self._error(entry, gate, "internal", str(exc), report)
         return None
 
     async def _observe(
@@ -250,9 +298,6 @@ class Controller:
         except ActuatorError as exc:
             self._traffic_error(entry, gate, new, str(exc), report)
             return new.phase
-        except ConflictError as exc:
-            self._error(entry, gate, "status_conflict", str(exc), report)
-            return new.phase
         report.evaluated += 1
         report.decisions[entry.key] = decision
         self.recorder.record_decision(gate, decision, phase=new.phase)
@@ -274,11 +319,7 @@ class Controller:
         """Write only when something changed (the diff, not every tick)."""
         body = status.to_dict()
         if body != dict(entry.status):
-            try:
-                self.store.write_status(entry, body)
-            except ConflictError as exc:
-                if entry.gate is not None:
-                    self._error(entry, entry.gate, "status_conflict", str(exc), report)
+            self.store.write_status(entry, body)
 
     def _invalid(self, entry: GateEntry, report: TickReport) -> None:
         report.invalid += 1
@@ -296,11 +337,30 @@ class Controller:
         except GatectlError as exc:
             report.errors[entry.key] = str(exc)
 
+    def _failed(
+        self, entry: GateEntry, gate: Gate, error: BaseException, report: TickReport
+    ) -> None:
+        """Record a failure of one gate (in metrics, the report and the log) and move on.
+
+        A status write that failed cannot carry the failure into status; the metric
+        ``gatectl_evaluation_errors_total{reason}`` and the log do. A bug is logged
+        with its traceback; the same failure of the same gate is logged once.
+        """
+        reason = error_reason(error)
+        if reason == "internal":
+            log.error("gate %s: internal error (a bug)", entry.key, exc_info=error)
+        self._error(entry, gate, reason, str(error) or type(error).__name__, report)
+
     def _error(
         self, entry: GateEntry, gate: Gate, reason: str, message: str, report: TickReport
     ) -> None:
         report.errors[entry.key] = f"{reason}: {message}"
-        log.warning("gate %s: %s: %s", entry.key, reason, message)
+        said = f"{reason}: {message}"
+        if self._said.get(entry.key) != said:
+            self._said[entry.key] = said
+            log.warning("gate %s: %s: %s", entry.key, reason, message)
+        else:
+            log.debug("gate %s: %s: %s (again)", entry.key, reason, message)
         self.recorder.record_error(
             namespace=entry.namespace, gate=entry.name, workflow=gate.workflow, reason=reason
         )

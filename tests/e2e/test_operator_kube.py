@@ -623,7 +623,46 @@ def test_injected_409_on_the_step_write_is_retried_next_pass_and_promotes_once(
     assert history_actions(status).count("promote") == 1
 
 
-def test_spec_edit_racing_a_status_write_is_kept_and_restarts_the_gate_at_step_one(
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        pytest.param(403, "api_forbidden", id="403"),
+        pytest.param(404, "api_not_found", id="404"),
+        pytest.param(422, "api_rejected", id="422"),
+        pytest.param(500, "api_unavailable", id="500"),
+    ],
+)
+def test_a_failing_status_write_on_one_gate_never_stops_nine_others(
+    kube: KubeTarget, api: Api, in_process: InProcess, status: int, reason: str
+) -> None:
+    server = kube.require_server()
+    names = [f"iso{status}-{index}" for index in range(10)]
+    for name in names:
+        api.create(releasegate(name, workflow="conflict"))
+    # Every status write of the first gate fails, from its very first one on.
+    server.fail_next(
+        100_000, status=status, path_contains=f"/releasegates/{names[0]}/status", message="no"
+    )
+    first = in_process.tick()
+    time.sleep(WINDOW + 1.0)
+    second = in_process.tick()
+
+    key = f"{api.ns}/{names[0]}"
+    for report in (first, second):
+        assert report.errors[key].startswith(f"{reason}: "), report.errors
+        assert set(report.errors) == {key}, report.errors
+    for name in names[1:]:
+        assert (api.status(name)["step"], api.share(name)) == (2, 0.25), name
+    assert api.status(names[0]) == {}
+    errors = in_process.recorder.registry.get_sample_value(
+        "gatectl_evaluation_errors_total",
+        {"namespace": api.ns, "gate": names[0], "workflow": "conflict", "reason": reason},
+    )
+    assert errors == 2
+    assert in_process.controller.last_tick is not None
+
+
+def test_revision_edit_racing_a_status_write_is_kept_and_restarts_the_gate_at_step_one(
     api: Api, in_process: InProcess
 ) -> None:
     api.create(releasegate("conflict"))
@@ -635,12 +674,12 @@ def test_spec_edit_racing_a_status_write_is_kept_and_restarts_the_gate_at_step_o
     time.sleep(WINDOW + 1.0)  # due again
 
     in_process.store.sync()  # the controller has read the gate...
-    edited = api.gates.patch("conflict", {"spec": {"min_samples": 11}}, namespace=api.ns)
-    assert edited["metadata"]["generation"] == 2  # ...and a person edits its spec meanwhile
+    edited = api.gates.patch("conflict", {"spec": {"revision": "model-2"}}, namespace=api.ns)
+    assert edited["metadata"]["generation"] == 2  # ...and a pipeline declares a new revision
     report = in_process.tick(sync=False)
     assert report.errors[key].startswith("status_conflict"), report.errors
     obj = api.gates.get("conflict", namespace=api.ns)
-    assert obj["spec"]["min_samples"] == 11, "the controller's write clobbered the edit"
+    assert obj["spec"]["revision"] == "model-2", "the controller's write clobbered the edit"
     assert (obj["status"]["step"], api.share("conflict")) == (2, 0.25), "stale decision acted on"
 
     # No re-list: the store re-read the gate when its write got the 409, and the
@@ -723,8 +762,12 @@ def test_an_approval_does_not_carry_over_to_a_new_revision(
     in_process.tick()
     assert api.status("approved")["step"] == 2
 
-    # A new revision (say, a new model behind the AI path) starts again at step 1...
+    # An edit of another field applies in place: the rollout and its approval stay...
     api.gates.patch("approved", {"spec": {"min_samples": 11}}, namespace=api.ns)
+    in_process.tick()
+    assert api.status("approved")["step"] == 2
+    # ...a new revision (say, a new model behind the AI path) starts again at step 1...
+    api.gates.patch("approved", {"spec": {"revision": "model-2"}}, namespace=api.ns)
     in_process.tick()
     assert api.status("approved")["step"] == 1
     time.sleep(WINDOW + 1.0)

@@ -1,0 +1,169 @@
+"""One gate's failure stays on that gate: the pass goes on and the loop stays healthy.
+
+Control flow only: observations come straight from a table (no PromQL), the
+store is in memory and fails on cue for one gate. The same faults against the
+test API server are in tests/e2e/test_operator_kube.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gatectl.adapters.exposition import ERROR_REASONS, Recorder
+from gatectl.core.observations import Observation, ObservationSet
+from gatectl.core.status import GateStatus
+from gatectl.engine.actuators import ActuatorError
+from gatectl.engine.reconcile import ClientPool, Controller, error_reason
+from gatectl.engine.stores import GateEntry
+from gatectl.errors import (
+    ClusterError,
+    ConflictError,
+    ForbiddenError,
+    GatectlError,
+    NotFoundError,
+    PolicyError,
+    QueryError,
+    ServerError,
+    TooManyRequestsError,
+)
+
+from .fakes import Clock, FakeStore, TrafficLog, gate
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        pytest.param(ActuatorError("configmap x: refused"), "actuator_error", id="actuator"),
+        pytest.param(ConflictError("modified", status=409), "status_conflict", id="409"),
+        pytest.param(ForbiddenError("forbidden", status=403), "api_forbidden", id="403"),
+        pytest.param(ForbiddenError("unauthorized", status=401), "api_forbidden", id="401"),
+        pytest.param(NotFoundError("gone", status=404), "api_not_found", id="404"),
+        pytest.param(ClusterError("invalid", status=422), "api_rejected", id="422"),
+        pytest.param(ClusterError("bad request", status=400), "api_rejected", id="400"),
+        pytest.param(ServerError("boom", status=500), "api_unavailable", id="500"),
+        pytest.param(ServerError("unavailable", status=503), "api_unavailable", id="503"),
+        pytest.param(TooManyRequestsError("slow down", status=429), "api_unavailable", id="429"),
+        pytest.param(ClusterError("timed out", status=None), "api_unavailable", id="timeout"),
+        pytest.param(QueryError("refused"), "query_error", id="query"),
+        pytest.param(PolicyError("bad"), "gate_error", id="other-gatectl-error"),
+        pytest.param(GatectlError("x"), "gate_error", id="gatectl-error"),
+        pytest.param(KeyError("step"), "internal", id="bug"),
+        pytest.param(ZeroDivisionError("division by zero"), "internal", id="another-bug"),
+    ],
+)
+def test_each_failure_is_counted_under_its_own_reason(error: BaseException, reason: str) -> None:
+    assert error_reason(error) == reason
+    assert reason in ERROR_REASONS
+
+
+class FailingStore(FakeStore):
+    """Fails every status write of one gate with ``error``."""
+
+    def __init__(self, failing: str, error: BaseException) -> None:
+        super().__init__()
+        self.failing = failing
+        self.error = error
+
+    def write_status(self, entry: GateEntry, status: Any) -> GateEntry:
+        if entry.name == self.failing:
+            raise self.error
+        return super().write_status(entry, status)
+
+
+class TableController(Controller):
+    """Observations from a table: every gate healthy, 10,000 requests, 1 % exceptions."""
+
+    async def _observe(self, work: Any, now: datetime) -> dict[str, Any]:
+        healthy = ObservationSet(
+            canary={
+                "exception_rate": Observation(
+                    "exception_rate", 0.01, numerator=100, denominator=10_000
+                ),
+                "critical_regressions": Observation("critical_regressions", 0.0),
+            },
+            samples=Observation("samples", 10_000),
+        )
+        return {entry.key: healthy for entry, _, _ in work}
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        pytest.param(
+            ForbiddenError("releasegates/status is forbidden", status=403),
+            "api_forbidden",
+            id="403",
+        ),
+        pytest.param(
+            NotFoundError("releasegates g0 not found", status=404), "api_not_found", id="404"
+        ),
+        pytest.param(
+            ClusterError("status.share: Invalid value", status=422), "api_rejected", id="422"
+        ),
+        pytest.param(
+            ServerError("etcdserver: request timed out", status=500), "api_unavailable", id="500"
+        ),
+        pytest.param(ClusterError("read timed out", status=None), "api_unavailable", id="timeout"),
+        pytest.param(RuntimeError("a bug in a store"), "internal", id="bug"),
+    ],
+)
+def test_a_gate_whose_status_cannot_be_written_never_stops_nine_others(
+    error: BaseException, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FailingStore("g0", error)
+    for index in range(10):
+        store.add(gate(f"g{index}"))
+    clock = Clock()
+    registry = CollectorRegistry()
+    traffic = TrafficLog()
+    controller = TableController(
+        store,
+        clients=ClientPool(),
+        actuators=traffic,  # type: ignore[arg-type]
+        recorder=Recorder(registry=registry),
+        clock=clock,
+    )
+
+    reports = []
+    for _ in range(3):
+        reports.append(asyncio.run(controller.tick(force=True)))
+        clock.advance(hours=1)
+
+    for report in reports:
+        assert set(report.errors) == {"default/g0"}
+        assert report.errors["default/g0"].startswith(f"{reason}: ")
+    for index in range(1, 10):
+        status = GateStatus.from_dict(store.statuses[f"default/g{index}"])
+        assert status is not None
+        assert (status.step, status.share) == (3, 1.0)
+    assert "default/g0" not in store.statuses
+    assert traffic.share("g0") == 0.05  # its first share was applied; nothing after that
+    assert controller.last_tick is not None
+    count = registry.get_sample_value(
+        "gatectl_evaluation_errors_total",
+        {"namespace": "default", "gate": "g0", "workflow": "g0", "reason": reason},
+    )
+    assert count == 3
+    said = [r for r in caplog.records if "g0" in r.getMessage() and r.levelname == "WARNING"]
+    assert len(said) == 1, [r.getMessage() for r in said]  # the same failure is said once
+
+
+def test_a_tick_whose_listing_fails_still_counts_as_a_live_loop() -> None:
+    class DownStore(FakeStore):
+        def list_gates(self) -> list[GateEntry]:
+            raise ServerError("the API server is down", status=503)
+
+    controller = TableController(
+        DownStore(),
+        clients=ClientPool(),
+        actuators=TrafficLog(),  # type: ignore[arg-type]
+        recorder=Recorder(registry=CollectorRegistry()),
+    )
+    with pytest.raises(ServerError):
+        asyncio.run(controller.tick(force=True))
+    assert controller.last_tick is not None
