@@ -34,8 +34,10 @@ from typing import Literal
 from gatectl.core.observations import Interval
 
 __all__ = [
+    "MAX_COUNT",
     "METHOD",
     "PRIOR_STRENGTH",
+    "count_error",
     "difference_interval",
     "log_mixture",
     "rate_interval",
@@ -54,11 +56,49 @@ _TINY = 1e-300
 _ONE = 1.0 - 1e-15
 """Largest rate the root finder tries."""
 _TOLERANCE = 1e-13
-_MAX_TRIALS = 2.0**62
+MAX_COUNT = 2.0**62
+"""Largest count accepted: 4.6e18 requests in one window is a broken query, not traffic."""
+_MAX_DOUBLINGS = 1100
+"""Steps out from the estimate: a step of two float spacings, doubled, passes 0 or 1 within this."""
+_MAX_SEARCH = 66
+"""Doublings, then halvings, of an integer in ``[1, 2**62]``: 63 of each at most."""
+_HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
+_STIRLING_FROM = 15.0
+"""From here on ``lgamma``'s Stirling remainder is summed (error < 4e-18), below it subtracted."""
 
 
-def _log_beta(a: float, b: float) -> float:
-    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+def _stirling_remainder(x: float) -> float:
+    """``lgamma(x) - ((x - 1/2) log x - x + log(2 pi) / 2)``, without cancellation at large x."""
+    if x < _STIRLING_FROM:
+        return math.lgamma(x) - ((x - 0.5) * math.log(x) - x + _HALF_LOG_TWO_PI)
+    inverse = 1.0 / x
+    y = inverse * inverse
+    # B_2k / (2k (2k - 1) x^(2k-1)), k = 1..6: the first term left out is < 1 / (156 x^13).
+    return inverse * (
+        1 / 12 - y * (1 / 360 - y * (1 / 1260 - y * (1 / 1680 - y * (1 / 1188 - y * 691 / 360360))))
+    )
+
+
+def _deviance(x: float, mean: float, difference: float) -> float:
+    """``x log(x / mean) + mean - x >= 0`` with ``difference = x - mean`` given exactly.
+
+    Loader's ``bd0`` (2000, the binomial density of R and scipy): near ``mean``
+    both terms are huge and nearly cancel, so a series in ``difference`` is
+    summed instead.
+    """
+    if abs(difference) < 0.1 * (x + mean):
+        ratio = difference / (x + mean)
+        total = difference * ratio
+        term = 2.0 * x * ratio
+        square = ratio * ratio
+        for j in range(1, 40):  # |ratio| < 0.1: each term is 100 times smaller
+            term *= square
+            following = total + term / (2 * j + 1)
+            if following == total:
+                break
+            total = following
+        return total
+    return x * (math.log(x) - math.log(mean)) - difference  # x / mean may overflow
 
 
 def log_mixture(
@@ -70,24 +110,55 @@ def log_mixture(
     when this is ``>= log(1 / alpha)``. Exposed for tests and for callers that
     only need to know whether a threshold is excluded (one evaluation instead of
     a root search).
+
+    Near a bound ``log M`` is a few units, while each ``lgamma`` of a 10^15
+    count is about 10^16: summed directly they keep no digit. So the large
+    ``lgamma`` terms are split by Stirling's formula and regrouped into two
+    non-negative deviances, each computed from the exact difference
+    ``events - p * trials`` (Loader 2000); the small ``lgamma`` terms of the
+    prior are taken as they are. Good to ~1e-9 at every count up to 2**62.
     """
+    events = min(events, trials)
     failures = trials - events
     a, b = strength * p, strength * (1.0 - p)
+    hits, misses, total = a + events, b + failures, strength + trials
+    difference = events - p * trials  # = hits - p * total = -(misses - (1 - p) * total)
     return (
-        _log_beta(a + events, b + failures)
-        - _log_beta(a, b)
-        - events * math.log(p)
-        - failures * math.log1p(-p)
+        _deviance(hits, p * total, difference)
+        + _deviance(misses, (1.0 - p) * total, -difference)
+        + a * math.log(p)
+        + b * math.log1p(-p)
+        - 0.5 * (math.log(hits) + math.log(misses) - math.log(total))
+        + _HALF_LOG_TWO_PI
+        + _stirling_remainder(hits)
+        + _stirling_remainder(misses)
+        - _stirling_remainder(total)
+        - math.lgamma(a)
+        - math.lgamma(b)
+        + math.lgamma(strength)
     )
 
 
-def _check_counts(events: float, trials: float) -> tuple[float, float]:
+def count_error(events: float, trials: float) -> str | None:
+    """Why ``events`` in ``trials`` cannot be bounded, or ``None`` when they can.
+
+    Counts must be finite, ``>= 0`` and at most ``MAX_COUNT``; events above
+    trials are accepted (Prometheus extrapolates each ``increase()`` on its
+    own) and clipped. Callers that must not raise ask this first.
+    """
     if not (math.isfinite(events) and math.isfinite(trials)):
-        raise ValueError(f"counts must be finite, got events={events!r}, trials={trials!r}")
+        return f"counts must be finite, got events={events!r}, trials={trials!r}"
     if trials < 0 or events < 0:
-        raise ValueError(f"counts must be >= 0, got events={events!r}, trials={trials!r}")
-    if trials > _MAX_TRIALS:
-        raise ValueError(f"trials must be <= 2**62, got {trials!r}")
+        return f"counts must be >= 0, got events={events!r}, trials={trials!r}"
+    if trials > MAX_COUNT:
+        return f"counts must be <= 2**62, got trials={trials!r}"
+    return None
+
+
+def _check_counts(events: float, trials: float) -> tuple[float, float]:
+    error = count_error(events, trials)
+    if error is not None:
+        raise ValueError(error)
     # Prometheus extrapolates each increase() separately: events can exceed trials by a hair.
     return min(events, trials), trials
 
@@ -119,7 +190,9 @@ def _brent(f: Callable[[float], float], a: float, b: float) -> tuple[float, floa
         if abs(fc) < abs(fb):
             a, b, c = b, c, b
             fa, fb, fc = fb, fc, fb
-        tol = 2.0 * 2.2e-16 * abs(b) + 0.5 * _TOLERANCE * max(abs(b), 1e-9)
+        # Relative to the distance from the nearer end of [0, 1]: bounds of 1e-17, or of
+        # 1 - 1e-13, keep their digits too.
+        tol = 2.0 * 2.2e-16 * abs(b) + 0.5 * _TOLERANCE * min(abs(b), abs(1.0 - b))
         m = 0.5 * (c - b)
         if abs(m) <= tol or fb == 0.0:
             return (b, c) if b <= c else (c, b)
@@ -149,9 +222,12 @@ def _brent(f: Callable[[float], float], a: float, b: float) -> tuple[float, floa
 def _half_width_guess(events: float, trials: float, level: float, strength: float) -> float:
     """The normal approximation of the sequence's half-width: a first bracket, not an answer."""
     rate = (events + 0.5) / (trials + 1.0)
+    miss = (trials - events + 0.5) / (trials + 1.0)  # not 1 - rate: that is 0 at 2**53 events
     ratio = trials / (strength + 1.0)
+    if ratio < 1e-9:
+        return 1.0  # a billionth of a request tells nothing: step straight to the limit
     spread = (1.0 + 1.0 / ratio) * (2.0 * level + math.log1p(ratio))
-    return math.sqrt(rate * (1.0 - rate) / trials * spread)
+    return math.sqrt(rate * miss / trials * spread)
 
 
 def _end(excess: Callable[[float], float], estimate: float, step: float, *, limit: float) -> float:
@@ -164,16 +240,37 @@ def _end(excess: Callable[[float], float], estimate: float, step: float, *, limi
     """
     inside = estimate
     direction = 1.0 if limit > estimate else -1.0
-    while True:
+    step = max(step, 2.0 * math.ulp(inside))  # a step below the float spacing would not move
+    for _ in range(_MAX_DOUBLINGS):
         candidate = inside + direction * step
         if (candidate - limit) * direction >= 0:
-            if excess(limit) <= 0:
-                return limit
-            candidate = limit
+            break
         if excess(candidate) > 0:
-            low, high = _brent(excess, min(inside, candidate), max(inside, candidate))
-            return high if direction > 0 else low
+            return _solve(excess, inside, candidate, direction)
         inside, step = candidate, step * 2.0
+    if excess(limit) <= 0:
+        return limit
+    return _solve(excess, inside, limit, direction)
+
+
+def _solve(
+    excess: Callable[[float], float], inside: float, outside: float, direction: float
+) -> float:
+    """The excluded side of Brent's final bracket between ``inside`` and ``outside``.
+
+    The lower end is solved on ``log p``: with a few (or fractional) events its
+    bracket reaches down to 1e-300 and the root may lie hundreds of orders of
+    magnitude below the estimate, where steps in ``p`` would only halve. Each
+    ``log p`` Brent evaluated maps back through the same ``exp``, so the end
+    returned is still a point found excluded.
+    """
+    if direction > 0:
+        return _brent(excess, inside, outside)[1]
+
+    def on_log_scale(u: float) -> float:
+        return excess(math.exp(u))
+
+    return math.exp(_brent(on_log_scale, math.log(outside), math.log(inside))[0])
 
 
 def _bounds(events: float, trials: float, alpha: float, strength: float) -> tuple[float, float]:
@@ -282,6 +379,8 @@ def samples_needed(
     confidence = _check_confidence(confidence)
     if side not in ("upper", "lower"):
         raise ValueError(f"side must be 'upper' or 'lower', got {side!r}")
+    if math.isnan(threshold):
+        raise ValueError("threshold must be a number, got nan")
     level = math.log(1.0 / (1.0 - confidence))
     if _shown(events, trials, threshold=threshold, level=level, side=side):
         return 0
@@ -291,19 +390,27 @@ def samples_needed(
     if (side == "upper" and rate >= threshold) or (side == "lower" and rate <= threshold):
         return None
 
-    def shown_after(more: float) -> bool:
+    def shown_after(more: int) -> bool:
         total = trials + more
         return _shown(rate * total, total, threshold=threshold, level=level, side=side)
 
-    low, high = 0.0, max(1.0, trials)
-    while not shown_after(high):
-        low, high = high, high * 2.0
-        if trials + high > _MAX_TRIALS:
-            return None
-    while high - low > 1.0:
-        middle = math.floor((low + high) / 2.0)
+    # On integers: a float midpoint past 2**53 rounds back to an end and never moves.
+    room = math.floor(MAX_COUNT - trials)
+    low, high = 0, min(max(1, math.ceil(trials)), room)
+    for _ in range(_MAX_SEARCH):
+        if high <= low or shown_after(high):
+            break
+        low, high = high, min(high * 2, room)
+    else:  # pragma: no cover - room <= 2**62: at most 63 doublings and one last look
+        return None
+    if high <= low:
+        return None  # not shown even after MAX_COUNT trials in all: "never", as far as we count
+    for _ in range(_MAX_SEARCH):  # low is not shown, high is; halve the gap
+        if high - low <= 1:
+            break
+        middle = (low + high) // 2
         if shown_after(middle):
             high = middle
         else:
             low = middle
-    return math.ceil(high)
+    return high
