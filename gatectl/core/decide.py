@@ -34,6 +34,8 @@ __all__ = ["decide", "evaluation_window", "fallback_target", "format_value"]
 _UPPER_OPS = ("<", "<=")
 """A rate must stay below the threshold: its upper bound decides a pass."""
 _LOWER_OPS = (">", ">=")
+_NEEDS_AT_MOST = 10**12
+"""Beyond this many more requests, "needs ~N more" says only "more than" this."""
 
 
 def evaluation_window(spec: GateSpec, *, started_at: datetime, now: datetime) -> Window:
@@ -125,6 +127,9 @@ def _evaluate(
         holds = condition.holds(shown, base_value)
         return _Outcome("pass" if holds else "fail", shown, threshold, baseline=base_value)
     assert confidence is not None
+    problem = _count_problem(observation, baseline if condition.relative else None)
+    if problem is not None:
+        return _Outcome("no_data", shown, note=problem)
     interval = _interval(condition, observation, baseline, confidence=confidence)
     # With a relative condition the interval is of canary - bound, compared with 0.
     limit = 0.0 if condition.relative else float(threshold)
@@ -154,8 +159,9 @@ def _evaluate(
             side=side,  # type: ignore[arg-type]
         )
         if more is not None:
+            amount = f"~{more:,}" if more <= _NEEDS_AT_MOST else f"more than {_NEEDS_AT_MOST:,}"
             note = (
-                f"needs ~{more:,} more requests to show {metric} {condition.text}"
+                f"needs {amount} more requests to show {metric} {condition.text}"
                 f" at {_percent(confidence)}"
             )
     if note is None:
@@ -164,6 +170,19 @@ def _evaluate(
             f" (bounds {interval.lower:.4g}..{interval.upper:.4g})"
         )
     return _Outcome("undecided", shown, threshold, interval, base_value, note)
+
+
+def _count_problem(observation: Observation, baseline: Observation | None) -> str | None:
+    """Why the counts cannot be bounded (negative, not finite, above 2**62), or ``None``.
+
+    Such an answer is no data with that cause, never an exception out of the decision.
+    """
+    for prefix, counted in (("", observation), ("baseline: ", baseline)):
+        if counted is not None:
+            error = stats.count_error(counted.numerator or 0.0, counted.denominator or 0.0)
+            if error is not None:
+                return prefix + error
+    return None
 
 
 def _interval(

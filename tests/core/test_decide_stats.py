@@ -134,3 +134,76 @@ def test_dry_run_trigger_with_bounds_reports_without_enforcing() -> None:
     assert decision.triggers[0].result == "fired"
     assert decision.action is not Action.FALLBACK
     assert decision.notes == ("dry run: exception_rate > 0.06 is fired",)
+
+
+# --- counts at the edges of the range: a decision always ends, and never raises ------------
+
+
+@pytest.mark.parametrize(
+    ("events", "trials"),
+    [
+        pytest.param(3_999_999, 100_000_000, id="a-hair-under-the-criterion"),
+        pytest.param(172.368, 4309.203, id="fractional-from-increase"),
+    ],
+)
+def test_a_criterion_a_hair_under_its_threshold_holds_and_says_why(
+    events: float, trials: float
+) -> None:
+    # Used to hang: samples_needed bisected in floats past 2**53.
+    decision = decide(spec(), observed(events, trials), STATE, now=NOW)
+    assert decision.action is Action.HOLD
+    assert decision.criteria[0].result == "undecided"
+    assert decision.reasons == (
+        "needs more than 1,000,000,000,000 more requests to show exception_rate <= 0.04 at 95 %",
+    )
+
+
+def test_a_large_answer_below_the_cap_is_given_in_full() -> None:
+    needed = stats.samples_needed(
+        3_999_000, 100_000_000, threshold=0.04, confidence=0.95, side="upper"
+    )
+    assert needed is not None
+    assert 10**9 < needed <= 10**12
+    decision = decide(spec(), observed(3_999_000, 100_000_000), STATE, now=NOW)
+    assert decision.reasons == (
+        f"needs ~{needed:,} more requests to show exception_rate <= 0.04 at 95 %",
+    )
+
+
+@pytest.mark.parametrize(
+    ("canary", "baseline", "error"),
+    [
+        pytest.param(
+            (1.0, 1e19), None, "counts must be <= 2**62, got trials=1e+19", id="above-2-62"
+        ),
+        pytest.param(
+            (-1.0, -10.0),
+            None,
+            "counts must be >= 0, got events=-1.0, trials=-10.0",
+            id="negative-counts-positive-rate",
+        ),
+        pytest.param(
+            (3.0, 100.0),
+            (1.0, 1e300),
+            "baseline: counts must be <= 2**62, got trials=1e+300",
+            id="baseline-above-2-62",
+        ),
+    ],
+)
+def test_counts_stats_cannot_bound_are_no_data_not_a_crash(
+    canary: tuple[float, float], baseline: tuple[float, float] | None, error: str
+) -> None:
+    # Used to raise ValueError out of decide: exit 1 ("a bug") for a bad answer.
+    condition = "<= baseline * 1.2" if baseline else "<= 0.04"
+    policy = spec(success_criteria={"exception_rate": condition}, rollback_trigger=[])
+    decision = decide(policy, observed(*canary, baseline=baseline), STATE, now=NOW)
+    check = decision.criteria[0]
+    assert (check.result, check.error, check.interval) == ("no_data", error, None)
+    assert f"no data for exception_rate: {error}" in decision.reasons
+    assert decision.action is Action.HOLD
+
+
+def test_a_trigger_on_counts_stats_cannot_bound_does_not_fire() -> None:
+    decision = decide(spec(), observed(1e18, 1e19), STATE, now=NOW)
+    assert decision.triggers[0].result == "no_data"
+    assert decision.action is Action.HOLD
