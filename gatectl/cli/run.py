@@ -52,8 +52,36 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="'NAME: VALUE'",
         help="extra header on every query, e.g. 'X-Scope-OrgID: tenant' (repeatable)",
     )
-    p.add_argument("--prometheus-bearer-token-file", metavar="FILE")
-    p.add_argument("--prometheus-ca-file", metavar="FILE")
+    p.add_argument(
+        "--prometheus-bearer-token-file",
+        metavar="FILE",
+        help="the controller's bearer token for Prometheus: sent only to --prometheus-url and"
+        " the --prometheus-allowed-url prefixes",
+    )
+    p.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle for Prometheus")
+    p.add_argument(
+        "--prometheus-allowed-url",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="Kubernetes: a Prometheus URL prefix a ReleaseGate's spec.prometheus.url may name"
+        " (repeatable; --prometheus-url is always allowed). A gate naming any other is Invalid"
+        " and never queried",
+    )
+    p.add_argument(
+        "--webhook-allowed-url",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="Kubernetes: a URL prefix spec.webhook.url may name (repeatable). None set:"
+        " webhooks are off, and a gate that asks for one is Invalid",
+    )
+    p.add_argument(
+        "--allow-cross-namespace-traffic",
+        action="store_true",
+        help="Kubernetes: let spec.traffic.namespace name another namespace than the gate's"
+        " (default: a gate moves traffic only in its own namespace)",
+    )
     p.add_argument(
         "--metrics-address",
         metavar="HOST:PORT",

@@ -96,9 +96,11 @@ class Actuators:
         *,
         resources: Callable[[str], ResourceAPI] | None = None,
         kubernetes: bool = False,
+        cross_namespace: bool = False,
     ) -> None:
         self._resources = resources
         self.kubernetes = kubernetes
+        self.cross_namespace = cross_namespace
 
     def apply(self, gate: Gate, *, share: float) -> None:
         """Make traffic match ``share`` for ``gate``; raises ``ActuatorError``."""
@@ -107,6 +109,8 @@ class Actuators:
             if traffic.kind == "none":
                 return
             if traffic.kind == "file":
+                if self.kubernetes:  # a ReleaseGate never writes the controller's files
+                    raise ActuatorError("traffic kind file is for file mode only")
                 self._file(gate, traffic, share)
                 return
             if self._resources is None:
@@ -114,6 +118,11 @@ class Actuators:
                     f"traffic kind {traffic.kind} needs Kubernetes (gatectl run --kubernetes)"
                 )
             namespace = traffic.namespace or gate.namespace
+            if namespace != gate.namespace and not self.cross_namespace:
+                raise ActuatorError(
+                    f"namespace {namespace} is not the gate's ({gate.namespace}):"
+                    " cross-namespace traffic needs --allow-cross-namespace-traffic"
+                )
             if traffic.kind == "configmap":
                 self._configmap(gate, traffic, share, namespace)
             elif traffic.kind == "httproute":

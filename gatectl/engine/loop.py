@@ -26,6 +26,7 @@ from gatectl.engine.actuators import Actuators, ResourceAPI
 from gatectl.engine.filestate import LeaderLock
 from gatectl.engine.reconcile import ClientPool, Controller
 from gatectl.engine.stores import FileStore, Store
+from gatectl.engine.tenancy import Tenancy
 from gatectl.errors import UsageError
 
 __all__ = ["JsonFormatter", "command", "run_loop"]
@@ -85,7 +86,11 @@ def _kube_mode(
     def resources(kind: str) -> ResourceAPI:
         return Resources(api, kinds[kind])
 
-    actuators = Actuators(resources=resources, kubernetes=True)
+    actuators = Actuators(
+        resources=resources,
+        kubernetes=True,
+        cross_namespace=args.allow_cross_namespace_traffic,
+    )
     if not args.leader_elect:
         return store, actuators, _Leadership(lambda: True, lambda: None), store.synced.is_set
     identity = (
@@ -170,14 +175,24 @@ def command(args: argparse.Namespace) -> int:
     else:
         store, actuators, leadership, synced = _file_mode(args)
     recorder = Recorder()
+    url = args.prometheus_url or os.environ.get("GATECTL_PROMETHEUS_URL") or None
     clients = ClientPool(
-        url=args.prometheus_url or os.environ.get("GATECTL_PROMETHEUS_URL") or None,
+        url=url,
         headers=_headers(args.prometheus_header),
         bearer_token_file=args.prometheus_bearer_token_file,
         ca_file=args.prometheus_ca_file,
         on_query=recorder.observe_query,
+        gate_url_first=args.kubernetes,
     )
-    controller = Controller(store, clients=clients, actuators=actuators, recorder=recorder)
+    tenancy = Tenancy(
+        kubernetes=args.kubernetes,
+        prometheus_urls=tuple(u for u in (url, *args.prometheus_allowed_url) if u),
+        webhook_urls=tuple(args.webhook_allowed_url),
+        cross_namespace_traffic=args.allow_cross_namespace_traffic,
+    )
+    controller = Controller(
+        store, clients=clients, actuators=actuators, recorder=recorder, tenancy=tenancy
+    )
     period = max(args.tick, 0.05)
 
     def healthy() -> bool:

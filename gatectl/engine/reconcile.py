@@ -37,6 +37,7 @@ from gatectl.core.status import (
 from gatectl.engine.actuators import ActuatorError, Actuators
 from gatectl.engine.observe import GatePlan, observe, plan_gate, quantize_window
 from gatectl.engine.stores import GateEntry, Store
+from gatectl.engine.tenancy import Tenancy, violations
 from gatectl.errors import (
     ClusterError,
     ConflictError,
@@ -61,6 +62,9 @@ class ClientPool:
     bearer_token_file: str | None = None
     ca_file: str | None = None
     on_query: Callable[[str, float], None] | None = None
+    gate_url_first: bool = False
+    """Kubernetes mode: a gate's own (allowed) ``prometheus.url`` wins over ``url``, which
+    is then the default for gates that name none. File mode: ``url`` overrides."""
     _clients: dict[str, PrometheusClient] = field(default_factory=dict)
 
     def settings_for(self, gate: Gate) -> PrometheusSettings:
@@ -75,10 +79,11 @@ class ClientPool:
 
     def client(self, settings: PrometheusSettings) -> PrometheusClient:
         """A (cached) client for ``settings``."""
-        key = settings.model_dump_json() + (self.url or "")
+        url = settings.url if self.gate_url_first and settings.url else self.url
+        key = settings.model_dump_json() + (url or "")
         if key not in self._clients:
             self._clients[key] = PrometheusClient.from_settings(
-                settings, url=self.url, on_query=self.on_query
+                settings, url=url, on_query=self.on_query
             )
         return self._clients[key]
 
@@ -140,8 +145,10 @@ class Controller:
         webhooks: Webhooks | None = None,
         clock: Callable[[], datetime] = _now,
         batch: bool = True,
+        tenancy: Tenancy | None = None,
     ) -> None:
         self.store = store
+        self.tenancy = tenancy or Tenancy()
         self.clients = clients
         self.actuators = actuators
         self.recorder = recorder
@@ -179,6 +186,11 @@ class Controller:
         for listed in entries:
             if listed.gate is None:
                 self._invalid(listed, report)
+                phases["Invalid"] += 1
+                continue
+            refused = violations(listed.gate, self.tenancy)
+            if refused:  # never queried, actuated or called: Invalid, with what and why
+                self._invalid(replace(listed, gate=None, error="; ".join(refused)), report)
                 phases["Invalid"] += 1
                 continue
             if not force and self._next_due.get(listed.key, 0.0) > started:
