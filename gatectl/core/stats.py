@@ -80,7 +80,7 @@ def _stirling_remainder(x: float) -> float:
 
 
 def _deviance(x: float, mean: float, difference: float) -> float:
-    """``x log(x / mean) + mean - x >= 0`` with ``difference = x - mean`` given exactly.
+    """``x log(x / mean) + mean - x >= 0`` with ``difference = x - mean`` given directly.
 
     Loader's ``bd0`` (2000, the binomial density of R and scipy): near ``mean``
     both terms are huge and nearly cancel, so a series in ``difference`` is
@@ -114,9 +114,11 @@ def log_mixture(
     Near a bound ``log M`` is a few units, while each ``lgamma`` of a 10^15
     count is about 10^16: summed directly they keep no digit. So the large
     ``lgamma`` terms are split by Stirling's formula and regrouped into two
-    non-negative deviances, each computed from the exact difference
+    non-negative deviances, each computed from the difference
     ``events - p * trials`` (Loader 2000); the small ``lgamma`` terms of the
-    prior are taken as they are. Good to ~1e-9 at every count up to 2**62.
+    prior are taken as they are. Right to ~1e-12 up to 10^9 trials and ~1e-7
+    at 10^18 (the rounding of ``p * trials`` itself), where ``lgamma`` alone
+    is off by thousands.
     """
     events = min(events, trials)
     failures = trials - events
