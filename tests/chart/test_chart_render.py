@@ -61,6 +61,8 @@ def test_default_install_has_every_part_issue_4_lists(chart: Any) -> None:
             "Service",
             "PodDisruptionBudget",
             "ConfigMap",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         ]
     )
 

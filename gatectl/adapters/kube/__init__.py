@@ -43,6 +43,8 @@ lease_duration=15, renew_deadline=10, retry_period=2, clock=...)``:
 ``record_event(api_or_resources, *, obj, reason, message, type="Normal",
 component="gatectl") -> dict`` creates a core/v1 Event about ``obj``.
 
+``whoami(api) -> str`` is the authenticated username (SelfSubjectReview).
+
 ``map_api_exception(exc, *, what="")`` is the one translation of
 ``kubernetes.client.ApiException``.
 """
@@ -60,6 +62,7 @@ from .client import (
     NAMESPACES,
     NO_RETRY,
     RELEASEGATES,
+    SELFSUBJECTREVIEWS,
     ApiClient,
     ObjectList,
     ResourceKind,
@@ -70,6 +73,7 @@ from .client import (
     map_api_exception,
 )
 from .events import record_event
+from .identity import whoami
 from .leader import LeaderElector
 from .watch import Watcher, WatchEvent
 
@@ -84,6 +88,7 @@ __all__ = [
     "NAMESPACES",
     "NO_RETRY",
     "RELEASEGATES",
+    "SELFSUBJECTREVIEWS",
     "ApiClient",
     "LeaderElector",
     "ObjectList",
@@ -96,4 +101,5 @@ __all__ = [
     "load_api_client",
     "map_api_exception",
     "record_event",
+    "whoami",
 ]

@@ -48,6 +48,7 @@ __all__ = [
     "NAMESPACES",
     "NO_RETRY",
     "RELEASEGATES",
+    "SELFSUBJECTREVIEWS",
     "ApiClient",
     "ObjectList",
     "ResourceKind",
@@ -153,6 +154,9 @@ LEASES = ResourceKind("coordination.k8s.io", "v1", "leases")
 DEPLOYMENTS = ResourceKind("apps", "v1", "deployments")
 HTTPROUTES = ResourceKind("gateway.networking.k8s.io", "v1", "httproutes")
 CRDS = ResourceKind("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+SELFSUBJECTREVIEWS = ResourceKind(
+    "authentication.k8s.io", "v1", "selfsubjectreviews", namespaced=False
+)
 
 
 @dataclass(frozen=True)
