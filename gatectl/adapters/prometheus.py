@@ -2,16 +2,20 @@
 
 Every instant query (``GET /api/v1/query``; a form ``POST`` when the query is
 longer than 4 KiB, as batched multi-workflow queries can be) carries
-``time=``: an evaluation is reproducible only if it says *when*. Every failure
-leaves this module as a ``gatectl.errors.QueryError`` whose message is the
-cause a person reads in the evidence: connection refused, timeout, HTTP status
-with Prometheus' own error text, bad JSON, an unexpected result shape. httpx
-exceptions are translated here and nowhere else.
+``time=`` (an evaluation is reproducible only if it says *when*; with
+``prometheus.query_offset`` it is ``at - offset``) and ``partial_response``
+(``false`` unless the policy allows partial answers). Every failure leaves this
+module as a ``gatectl.errors.QueryError`` whose message is the cause a person
+reads in the evidence: connection refused, timeout, HTTP status with
+Prometheus' own error text, bad JSON, an answer larger than the cap, a partial
+answer, a value that is not a Prometheus number. The HTTP rules (client,
+capped body, error mapping, retry schedule) are ``gatectl.adapters.http``'s;
+messages name the URL with its user info redacted.
 
-Transient failures (connection errors, timeouts, 5xx, 429) are retried with
-tenacity: exponential backoff with jitter, ``Retry-After`` honoured, all inside
-one overall deadline (``timeout``): each attempt gets the time that remains and
-no sleep runs past the deadline. Other 4xx answers (a bad query) are final.
+Transient failures (connection errors, timeouts, 5xx, 429) are retried on a
+``RetryPolicy`` schedule, ``Retry-After`` honoured, all inside one deadline per
+query (``timeout``): each attempt gets the time that remains and no pause runs
+past the deadline. Other 4xx answers (a bad query) are final.
 
 The module stays light on imports: it is on the ``gatectl evaluate`` path.
 """
@@ -23,39 +27,45 @@ import json
 import logging
 import math
 import os
-import random
-import ssl
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_any,
-)
-from tenacity.stop import stop_base
 
+from gatectl.adapters.http import (
+    MiB,
+    RetryPolicy,
+    TransientError,
+    async_client,
+    check_headers,
+    read_body,
+    retry_after,
+    retry_async,
+    tls_verify,
+    transport_error,
+)
 from gatectl.core.labels import escape_label_value
+from gatectl.core.redact import redact_url
 from gatectl.errors import QueryError, UsageError
 
 if TYPE_CHECKING:
     from gatectl.policy import PrometheusSettings
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_RETRY",
     "ENV_URL",
     "PrometheusClient",
     "QueryOutcome",
     "Sample",
     "escape_label_value",
     "format_labels",
+    "parse_sample_value",
     "resolve_url",
     "single_value",
 ]
@@ -65,21 +75,30 @@ logger = logging.getLogger("gatectl.adapters.prometheus")
 ENV_URL = "GATECTL_PROMETHEUS_URL"
 """Environment variable naming the Prometheus URL (after the flag, before the policy)."""
 
-_USER_AGENT = "gatectl"
-
 NO_URL_MESSAGE = (
     "no Prometheus URL: pass --prometheus-url, set GATECTL_PROMETHEUS_URL or prometheus.url "
     "in the policy"
 )
 
+DEFAULT_RETRY = RetryPolicy(delays=(0.1, 0.2, 0.4))
+"""Four attempts, 0.1 s, 0.2 s and 0.4 s apart (longer when the server says Retry-After)."""
+
+DEFAULT_MAX_BODY_BYTES = 16 * MiB
+"""The largest answer read (received and decompressed): a batch over 10,000 workflows is ~2 MiB."""
+
 QueryOutcome = Literal["success", "error"]
 
 _BODY_EXCERPT = 200
+_VALUE_EXCERPT = 40
 _MAX_GET_QUERY = 4096
-_BACKOFF_FIRST = 0.1
-_BACKOFF_MAX = 2.0
-_BACKOFF_JITTER = 0.1
 _SERIES_SHOWN = 3
+_ALLOW_HINT = "prometheus.partial_response: allow accepts it"
+
+# The forms of Go's strconv.FormatFloat that Prometheus writes (and ParseFloat reads):
+# ASCII decimal digits with an optional fraction and exponent, or NaN, +Inf, -Inf.
+# Not Python's float() grammar: no "0_0", no non-ASCII digits, no spaces, no hex.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_SPECIAL_VALUES = {"NaN": math.nan, "+Inf": math.inf, "-Inf": -math.inf}
 
 
 @dataclass(frozen=True)
@@ -88,27 +107,6 @@ class Sample:
 
     labels: Mapping[str, str]
     value: float
-
-
-class _TransientError(QueryError):
-    """A failure worth another attempt; ``retry_after`` when the server asked for a pause."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        self.retry_after = retry_after
-        super().__init__(message)
-
-
-class _StopAtDeadline(stop_base):
-    """Stop when the next pause would end at or past the deadline."""
-
-    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
-        self._deadline = deadline
-        self._clock = clock
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        # tenacity (>= 8.3) computes the pause before asking whether to stop.
-        pause = getattr(retry_state, "upcoming_sleep", 0.0)
-        return bool(self._clock() + pause >= self._deadline)
 
 
 def resolve_url(
@@ -130,11 +128,25 @@ def resolve_url(
     raise UsageError(NO_URL_MESSAGE)
 
 
+def _base_url(url: str) -> httpx.URL:
+    shown = redact_url(url)
+    try:
+        base = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        # httpx's reason may quote a piece of the user info: only show it when there is none.
+        why = f": {exc}" if shown == url else ""
+        raise UsageError(f"invalid Prometheus URL {shown!r}{why}") from exc
+    if base.scheme not in ("http", "https") or not base.host:
+        raise UsageError(f"invalid Prometheus URL {shown!r}: expected http://host[:port][/path]")
+    return base
+
+
 class PrometheusClient:
     """An async Prometheus HTTP API client for instant queries.
 
     Use as ``async with PrometheusClient(url) as prom: await prom.query(q, at=t)``.
-    ``transport`` swaps the network for tests (``httpx.MockTransport``);
+    ``url`` (the attribute) is the base URL with its user info redacted, for
+    messages. ``transport`` swaps the network for tests (``httpx.MockTransport``);
     ``sleep`` and ``clock`` swap time (the retry pauses and the deadline).
     ``on_query(outcome, seconds)`` is called once per query, for metrics.
     """
@@ -148,7 +160,10 @@ class PrometheusClient:
         ca_file: str | None = None,
         insecure_skip_verify: bool = False,
         timeout: float = 10.0,
-        max_attempts: int = 4,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        partial_response: Literal["deny", "allow"] = "deny",
+        query_offset: float = 0.0,
         transport: httpx.AsyncBaseTransport | None = None,
         on_query: Callable[[str, float], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -156,44 +171,39 @@ class PrometheusClient:
     ) -> None:
         if timeout <= 0:
             raise UsageError(f"Prometheus timeout must be > 0, got {timeout}")
-        if max_attempts < 1:
-            raise UsageError(f"max_attempts must be >= 1, got {max_attempts}")
-        try:
-            base = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise UsageError(f"invalid Prometheus URL {url!r}: {exc}") from exc
-        if base.scheme not in ("http", "https") or not base.host:
-            raise UsageError(f"invalid Prometheus URL {url!r}: expected http://host[:port][/path]")
-        self.url = str(base).rstrip("/")
-        self._query_url = self.url + "/api/v1/query"
-        self._headers = dict(headers or {})
+        if query_offset < 0:
+            raise UsageError(f"query_offset must be >= 0, got {query_offset}")
+        base = _base_url(url)
+        self.url = redact_url(str(base).rstrip("/"))
+        # Credentials in the URL go as basic auth, and out of the URL every request
+        # (and every httpx log line or exception about it) carries.
+        self._auth: httpx.BasicAuth | None = None
+        if base.userinfo:
+            self._auth = httpx.BasicAuth(base.username, base.password)
+            base = base.copy_with(userinfo=b"")
+        self._query_url = str(base).rstrip("/") + "/api/v1/query"
         self._bearer_token_file = bearer_token_file
         self._timeout = timeout
-        self._max_attempts = max_attempts
+        self._retry = retry
+        self._max_body = max_body_bytes
+        self.partial_response = partial_response
+        self.query_offset = query_offset
         self._on_query = on_query
         self._sleep = sleep
         self._clock = clock
-        # A CA file that cannot be loaded makes every query fail with that cause
-        # (no data for the gates that use it), rather than stopping the caller.
+        # A header that cannot be sent or a CA file that cannot be loaded makes every
+        # query fail with that cause (no data for the gates that use it), rather than
+        # stopping the caller.
         self._config_error: str | None = None
-        verify: ssl.SSLContext | bool = True
-        if insecure_skip_verify:
-            verify = False
-        elif ca_file is not None:
-            try:
-                verify = ssl.create_default_context(cafile=ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                self._config_error = f"cannot load CA file {ca_file}: {exc}"
-        elif base.scheme == "http":
-            # Plain HTTP (redirects are not followed) never does TLS: skip loading the
-            # CA bundle, which costs ~30 ms of every `gatectl evaluate`.
-            verify = False
-        self._client = httpx.AsyncClient(
-            headers={"User-Agent": _USER_AGENT, **self._headers},
-            verify=verify,
-            transport=transport,
-            follow_redirects=False,
-        )
+        extra = dict(headers or {})
+        verify: Any = False
+        try:
+            check_headers(extra)
+            verify = tls_verify(base, ca_file=ca_file, insecure_skip_verify=insecure_skip_verify)
+        except QueryError as exc:
+            self._config_error = str(exc)
+            extra = {}
+        self._client = async_client(headers=extra, verify=verify, transport=transport)
 
     @classmethod
     def from_settings(
@@ -215,6 +225,8 @@ class PrometheusClient:
             ca_file=settings.ca_file,
             insecure_skip_verify=settings.insecure_skip_verify,
             timeout=settings.timeout,
+            partial_response=settings.partial_response,
+            query_offset=settings.query_offset,
             transport=transport,
             on_query=on_query,
         )
@@ -237,12 +249,17 @@ class PrometheusClient:
     async def query(self, promql: str, *, at: datetime) -> list[Sample]:
         """The instant vector (or scalar, as one unlabelled sample) of ``promql`` at ``at``.
 
-        Raises ``QueryError`` with the cause when no usable answer came back
-        within the deadline.
+        The query's ``time=`` is ``at - query_offset``. Raises ``QueryError`` with
+        the cause when no usable answer came back within the deadline.
         """
         if at.tzinfo is None:
             raise ValueError("at must be a timezone-aware datetime")
-        params = {"query": promql, "time": f"{at.timestamp():.3f}"}
+        when = at - timedelta(seconds=self.query_offset)
+        params = {
+            "query": promql,
+            "time": f"{when.timestamp():.3f}",
+            "partial_response": "true" if self.partial_response == "allow" else "false",
+        }
         started = self._clock()
         deadline = started + self._timeout
         try:
@@ -260,43 +277,15 @@ class PrometheusClient:
     async def _query_with_retries(self, params: dict[str, str], *, deadline: float) -> list[Sample]:
         if self._config_error is not None:
             raise QueryError(self._config_error)
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, _TransientError) and exc.retry_after is not None:
-                return exc.retry_after
-            return _backoff(state.attempt_number)
-
-        retrying = AsyncRetrying(
-            stop=stop_any(
-                stop_after_attempt(self._max_attempts), _StopAtDeadline(deadline, self._clock)
-            ),
-            wait=wait,
-            retry=retry_if_exception_type(_TransientError),
+        return await retry_async(
+            lambda: self._attempt(params, deadline=deadline),
+            what="Prometheus query",
+            policy=self._retry,
+            logger=logger,
             sleep=self._sleep,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        attempts = 0
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    return await self._attempt(params, deadline=deadline)
-        except _TransientError as exc:
-            tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-            why = "" if attempts >= self._max_attempts else f", {self._timeout:g}s deadline"
-            raise QueryError(f"{exc} (gave up after {tries}{why})") from exc
-        raise AssertionError("unreachable: tenacity neither returned nor raised")
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        logger.warning(
-            "Prometheus query retry #%d/%d in %.2fs: %s",
-            state.attempt_number + 1,
-            self._max_attempts,
-            getattr(state, "upcoming_sleep", 0.0),
-            exc,
+            clock=self._clock,
+            deadline=deadline,
+            deadline_seconds=self._timeout,
         )
 
     async def _attempt(self, params: dict[str, str], *, deadline: float) -> list[Sample]:
@@ -304,28 +293,23 @@ class PrometheusClient:
         if remaining <= 0:
             raise QueryError(f"timed out: no time left of the {self._timeout:g}s deadline")
         headers = self._auth_headers()
+        long = len(params["query"]) > _MAX_GET_QUERY
         try:
             async with asyncio.timeout(remaining):
-                if len(params["query"]) <= _MAX_GET_QUERY:
-                    response = await self._client.get(
-                        self._query_url, params=params, headers=headers, timeout=remaining
-                    )
-                else:  # long queries (many workflows at once) as a form, past URL limits
-                    response = await self._client.post(
-                        self._query_url, data=params, headers=headers, timeout=remaining
-                    )
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            kind = f": {type(exc).__name__}" if isinstance(exc, httpx.TimeoutException) else ""
-            raise _TransientError(f"timed out querying {self.url}{kind}") from exc
-        except httpx.ConnectError as exc:
-            if _is_certificate_error(exc):
-                raise QueryError(f"TLS verification failed for {self.url}: {exc}") from exc
-            raise _TransientError(f"cannot connect to {self.url}: {_describe(exc)}") from exc
-        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise _TransientError(f"connection to {self.url} failed: {_describe(exc)}") from exc
-        except httpx.HTTPError as exc:
-            raise QueryError(f"request to {self.url} failed: {_describe(exc)}") from exc
-        return _parse_response(response)
+                # Long queries (many workflows at once) go as a form, past URL limits.
+                async with self._client.stream(
+                    "POST" if long else "GET",
+                    self._query_url,
+                    params=None if long else params,
+                    data=params if long else None,
+                    headers=headers,
+                    auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+                    timeout=remaining,
+                ) as response:
+                    body = await read_body(response, limit=self._max_body)
+        except (TimeoutError, httpx.HTTPError) as exc:
+            raise transport_error(exc, url=self.url) from exc
+        return self._parse(response, body)
 
     def _auth_headers(self) -> dict[str, str]:
         if self._bearer_token_file is None:
@@ -333,67 +317,48 @@ class PrometheusClient:
         try:
             with open(self._bearer_token_file, encoding="utf-8") as handle:
                 token = handle.read().strip()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise QueryError(
                 f"cannot read bearer token file {self._bearer_token_file}: {exc}"
             ) from exc
         if not token:
             raise QueryError(f"bearer token file {self._bearer_token_file} is empty")
-        return {"Authorization": f"Bearer {token}"}
+        header = {"Authorization": f"Bearer {token}"}
+        try:
+            check_headers(header)
+        except QueryError as exc:
+            raise QueryError(
+                f"bearer token file {self._bearer_token_file}: the token must be printable"
+                " ASCII on one line"
+            ) from exc
+        return header
+
+    def _parse(self, response: httpx.Response, body: bytes) -> list[Sample]:
+        payload = _payload(response, body)
+        if self.partial_response == "deny":
+            _refuse_partial(payload)
+        return _samples(payload)
 
 
-def _backoff(failed_attempts: int) -> float:
-    """Exponential pause after ``failed_attempts`` failures (0.1 s, 0.2 s, 0.4 s … 2 s) + jitter."""
-    base = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2.0 ** (failed_attempts - 1))
-    return base + random.uniform(0, _BACKOFF_JITTER)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _is_certificate_error(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _excerpt(text: str) -> str:
+def _excerpt(text: str, limit: int = _BODY_EXCERPT) -> str:
     text = text.strip().replace("\n", " ")
-    return text if len(text) <= _BODY_EXCERPT else text[:_BODY_EXCERPT] + "…"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _error_text(payload: object) -> str | None:
     if isinstance(payload, dict) and isinstance(payload.get("error"), str):
         kind = payload.get("errorType")
-        return f"{kind}: {payload['error']}" if isinstance(kind, str) else payload["error"]
+        text = f"{kind}: {payload['error']}" if isinstance(kind, str) else payload["error"]
+        return _excerpt(text)
     return None
 
 
-def _parse_response(response: httpx.Response) -> list[Sample]:
+def _payload(response: httpx.Response, raw: bytes) -> Any:
+    """The JSON of a 2xx answer; ``QueryError`` (transient for 5xx/429) with the cause otherwise."""
     status = response.status_code
     try:
-        body = response.text
-    except (httpx.DecodingError, UnicodeDecodeError) as exc:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise QueryError(f"undecodable response body (HTTP {status}): {exc}") from exc
     try:
         payload: Any = json.loads(body)
@@ -408,15 +373,31 @@ def _parse_response(response: httpx.Response) -> list[Sample]:
         if detail is None and body.strip():
             detail = _excerpt(body)
         if detail is None and "Location" in response.headers:
-            detail = f"redirected to {response.headers['Location']}"
+            detail = f"redirected to {redact_url(_excerpt(response.headers['Location']))}"
         message = f"{reason} from Prometheus" + (f": {detail}" if detail else "")
         if status == 429 or status >= 500:
-            raise _TransientError(message, retry_after=_retry_after(response))
+            raise TransientError(message, retry_after=retry_after(response))
         raise QueryError(message)
     if not parsed:
         shown = _excerpt(body) if body.strip() else "empty body"
         raise QueryError(f"invalid JSON from Prometheus (HTTP {status}): {shown}")
-    return _samples(payload)
+    return payload
+
+
+def _refuse_partial(payload: Any) -> None:
+    """``QueryError`` for an answer that says it may be incomplete (warnings, ``isPartial``)."""
+    if not isinstance(payload, dict) or payload.get("status") != "success":
+        return
+    warnings = payload.get("warnings")
+    if isinstance(warnings, list) and warnings:
+        shown = "; ".join(_excerpt(str(w), 100) for w in warnings[:_SERIES_SHOWN])
+        more = f" (+{len(warnings) - _SERIES_SHOWN} more)" if len(warnings) > _SERIES_SHOWN else ""
+        raise QueryError(f"partial answer: Prometheus warned: {shown}{more} ({_ALLOW_HINT})")
+    data = payload.get("data")
+    if payload.get("isPartial") is True or (
+        isinstance(data, dict) and data.get("isPartial") is True
+    ):
+        raise QueryError(f"partial answer: the response is marked isPartial ({_ALLOW_HINT})")
 
 
 def _samples(payload: Any) -> list[Sample]:
@@ -426,7 +407,8 @@ def _samples(payload: Any) -> list[Sample]:
         )
     if payload.get("status") != "success":
         detail = _error_text(payload) or "no error text"
-        raise QueryError(f"Prometheus status {payload.get('status')!r}: {detail}")
+        status = _excerpt(str(payload.get("status")), _VALUE_EXCERPT)
+        raise QueryError(f"Prometheus status {status!r}: {detail}")
     data = payload.get("data")
     if not isinstance(data, dict):
         raise QueryError("unexpected response: 'data' is missing or not an object")
@@ -440,7 +422,8 @@ def _samples(payload: Any) -> list[Sample]:
         return [Sample(labels={}, value=_value(result))]
     if kind in ("matrix", "string"):
         raise QueryError(f"expected an instant vector or scalar, got a {kind} result")
-    raise QueryError(f"unexpected response: unknown resultType {kind!r}")
+    shown = _excerpt(str(kind), _VALUE_EXCERPT)
+    raise QueryError(f"unexpected response: unknown resultType {shown!r}")
 
 
 def _vector_sample(item: object) -> Sample:
@@ -456,11 +439,26 @@ def _vector_sample(item: object) -> Sample:
 
 def _value(pair: object) -> float:
     if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str)):
-        raise QueryError(f'unexpected response: sample value {pair!r} is not [time, "value"]')
-    try:
-        return float(pair[1])
-    except ValueError as exc:
-        raise QueryError(f"unexpected response: sample value {pair[1]!r} is not a number") from exc
+        shown = _excerpt(repr(pair), _VALUE_EXCERPT)
+        raise QueryError(f'unexpected response: sample value {shown} is not [time, "value"]')
+    return parse_sample_value(pair[1])
+
+
+def parse_sample_value(text: str) -> float:
+    """A sample value as Prometheus writes it: ``"0.25"``, ``"1e-05"``, ``"NaN"``, ``"+Inf"``.
+
+    Only the forms Go's ``strconv.ParseFloat`` reads and Prometheus emits: ASCII
+    digits with an optional sign, fraction and exponent, or exactly ``NaN``,
+    ``+Inf`` and ``-Inf``. Python's wider ``float()`` grammar (``"0_0"``,
+    ``"１"``, ``" 1"``, ``"infinity"``) is refused with a ``QueryError``.
+    """
+    special = _SPECIAL_VALUES.get(text)
+    if special is not None:
+        return special
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    shown = text if len(text) <= _VALUE_EXCERPT else text[:_VALUE_EXCERPT] + "…"
+    raise QueryError(f"unexpected response: sample value {shown!r} is not a Prometheus number")
 
 
 def format_labels(labels: Mapping[str, str]) -> str:

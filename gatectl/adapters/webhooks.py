@@ -2,37 +2,63 @@
 
 Each call is scheduled as a background task on the running event loop; a
 failure after its retries is logged and dropped (the decision itself is
-already in status, metrics and events).
+already in status, metrics and events). Requests go through the one HTTP seam
+(``gatectl.adapters.http``): no redirect is followed, no proxy or credentials
+come from the environment, a header that cannot be sent is refused by name.
+Log lines name a webhook by its origin (``https://host:port``) only: the path
+of a chat webhook is often its secret, and user info is never shown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from gatectl.adapters.http import (
+    RetryPolicy,
+    TransientError,
+    async_client,
+    retry_after,
+    retry_async,
+    transport_error,
+)
+from gatectl.errors import QueryError
 from gatectl.policy.models import WebhookSettings
 
-__all__ = ["Webhooks"]
+__all__ = ["DEFAULT_RETRY", "Webhooks"]
 
 log = logging.getLogger("gatectl.webhook")
 
+DEFAULT_RETRY = RetryPolicy(delays=(0.5, 1.0), max_retry_after=5.0)
+"""Three attempts, 0.5 s and 1 s apart (up to 5 s when the receiver says Retry-After)."""
 
-class _Retryable(Exception):
-    """A failure worth another attempt (connection error, 5xx, 429)."""
+
+def _origin(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "an invalid URL"
+    port = f":{parsed.port}" if parsed.port is not None else ""
+    return f"{parsed.scheme}://{parsed.host}{port}"
 
 
 class Webhooks:
     """Sends decision payloads to webhooks in the background."""
 
     def __init__(
-        self, *, attempts: int = 3, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.attempts = attempts
+        self.retry = retry
         self.transport = transport
+        self._sleep = sleep
         self._tasks: set[asyncio.Task[None]] = set()
         self.delivered = 0
         self.failed = 0
@@ -49,47 +75,30 @@ class Webhooks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _post(self, webhook: WebhookSettings, payload: dict[str, Any]) -> None:
+        what = f"webhook to {_origin(webhook.url)}"
         try:
-            async with httpx.AsyncClient(
-                timeout=webhook.timeout, transport=self.transport
+            async with async_client(
+                headers=webhook.headers, timeout=webhook.timeout, transport=self.transport
             ) as client:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.attempts),
-                    wait=wait_exponential(multiplier=0.5, max=5),
-                    retry=retry_if_exception_type(_Retryable),
-                    reraise=True,
-                ):
-                    with attempt:
-                        number = attempt.retry_state.attempt_number
-                        try:
-                            response = await client.post(
-                                webhook.url, json=payload, headers=webhook.headers
-                            )
-                        except httpx.HTTPError as exc:
-                            log.warning(
-                                "webhook %s #%d/%d: %s", webhook.url, number, self.attempts, exc
-                            )
-                            raise _Retryable(str(exc)) from exc
-                        if response.status_code >= 500 or response.status_code == 429:
-                            log.warning(
-                                "webhook %s #%d/%d: HTTP %d",
-                                webhook.url,
-                                number,
-                                self.attempts,
-                                response.status_code,
-                            )
-                            raise _Retryable(f"HTTP {response.status_code}")
-                        if response.status_code >= 400:
-                            log.warning(
-                                "webhook %s: HTTP %d, not retried",
-                                webhook.url,
-                                response.status_code,
-                            )
-                            self.failed += 1
-                            return
-            self.delivered += 1
-        except _Retryable as exc:
+
+                async def attempt() -> None:
+                    try:
+                        response = await client.post(webhook.url, json=payload)
+                    except httpx.HTTPError as exc:
+                        raise transport_error(exc, url=_origin(webhook.url)) from exc
+                    except httpx.InvalidURL as exc:
+                        raise QueryError("the URL is not valid") from exc
+                    status = response.status_code
+                    if status >= 500 or status == 429:
+                        raise TransientError(f"HTTP {status}", retry_after=retry_after(response))
+                    if status >= 300:
+                        raise QueryError(f"HTTP {status}, not retried")
+
+                await retry_async(
+                    attempt, what=what, policy=self.retry, logger=log, sleep=self._sleep
+                )
+        except QueryError as exc:
             self.failed += 1
-            log.warning(
-                "webhook %s: gave up after %d attempts: %s", webhook.url, self.attempts, exc
-            )
+            log.warning("%s: %s", what, exc)
+            return
+        self.delivered += 1

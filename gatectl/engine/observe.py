@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Protocol
 
 from gatectl.adapters.prometheus import Sample, single_value
-from gatectl.core.catalog import SAMPLES_METRIC, Read, batch_query, definition_for
+from gatectl.core.catalog import BUILTIN, SAMPLES_METRIC, Read, batch_query, definition_for
 from gatectl.core.observations import Observation, ObservationSet
 from gatectl.errors import QueryError
-from gatectl.policy.models import Gate, MetricDefinition
+from gatectl.policy.models import BUILTIN_METRICS, Gate, MetricDefinition
 
 __all__ = ["GatePlan", "QueryClient", "observe", "plan_gate", "quantize_window"]
 
@@ -184,6 +184,8 @@ def _observation(
         value = values[r]
         if isinstance(value, QueryError):
             return Observation.missing(metric, str(value), r.promql())
+        if value < 0 and _is_builtin_count(metric, definition):
+            return Observation.missing(metric, _negative("count", value), r.promql())
         return Observation(metric=metric, value=value, query=r.promql())
     assert definition.numerator is not None and definition.denominator is not None
     num_read, den_read = read(definition.numerator), read(definition.denominator)
@@ -193,6 +195,9 @@ def _observation(
         return Observation.missing(metric, f"numerator: {numerator}", query)
     if isinstance(denominator, QueryError):
         return Observation.missing(metric, f"denominator: {denominator}", query)
+    for part, count in (("numerator", numerator), ("denominator", denominator)):
+        if count < 0:
+            return Observation.missing(metric, _negative(part, count), query)
     if denominator <= 0:
         return Observation(
             metric=metric,
@@ -210,9 +215,26 @@ def _observation(
             query=query,
             error=f"rate is not a number ({numerator:g}/{denominator:g})",
         )
+    if rate > 1:
+        return Observation.missing(
+            metric,
+            f"rate is above 1 ({numerator:g}/{denominator:g}): more events than requests",
+            query,
+        )
     return Observation(
         metric=metric, value=rate, query=query, numerator=numerator, denominator=denominator
     )
+
+
+def _is_builtin_count(metric: str, definition: MetricDefinition) -> bool:
+    """A built-in count (``critical_regressions``, the sample count); a policy's own query
+    may mean anything, so only its author knows whether below 0 is wrong."""
+    kind = "count" if metric == SAMPLES_METRIC else BUILTIN_METRICS.get(metric)
+    return kind == "count" and definition == BUILTIN.get(metric)
+
+
+def _negative(what: str, count: float) -> str:
+    return f"{what} is negative ({count:g}): a count cannot be below 0"
 
 
 async def observe(

@@ -204,12 +204,50 @@ class PrometheusSettings(_Model):
     ca_file: str | None = None
     insecure_skip_verify: bool = False
     timeout: Seconds = 10.0
+    partial_response: Literal["deny", "allow"] = "deny"
+    """``deny``: an answer with warnings (or Thanos-style ``isPartial``) is no data."""
+    query_offset: Seconds = 0.0
+    """Every query reads as of ``now - query_offset`` (data still being ingested)."""
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+            # Never echo a value with user info in it: it may carry a password.
+            got = "" if "@" in value else f", got {value!r}"
+            raise ValueError(f"must be an http:// or https:// URL{got}")
+        return value
+
+    @staticmethod
+    def header_problem(name: str, value: str) -> str | None:
+        """Why HTTP cannot send header ``name: value``, naming the header, never its value."""
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            return f"header name {name[:40]!r} is not a valid HTTP header name"
+        if not re.fullmatch(r"[\t\x20-\x7e]*", value):
+            return (
+                f"header {name!r}: the value must be printable ASCII"
+                " (no line breaks, control or non-ASCII characters)"
+            )
+        return None
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        for name, content in value.items():
+            if not isinstance(name, str) or not isinstance(content, str):
+                raise ValueError(f"header {str(name)[:40]!r}: name and value must be strings")
+            problem = cls.header_problem(name, content)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("query_offset")
+    @classmethod
+    def _offset(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"must not be negative, got {value:g}s")
         return value
 
     @field_validator("timeout")

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gatectl.adapters.http import RetryPolicy
 from gatectl.adapters.prometheus import (
     ENV_URL,
     PrometheusClient,
@@ -188,7 +189,7 @@ def test_naive_datetime_is_refused_as_a_bug() -> None:
     [
         pytest.param(
             httpx.Response(200, text='{"status":"success","data":{"resultType":"vec'),
-            "invalid JSON from Prometheus (HTTP 200)",
+            'invalid JSON from Prometheus (HTTP 200): {"status":"success","data":{"resultType":"vec',
             id="truncated-json",
         ),
         pytest.param(
@@ -196,7 +197,11 @@ def test_naive_datetime_is_refused_as_a_bug() -> None:
             "invalid JSON from Prometheus (HTTP 200): <html>login</html>",
             id="html-instead-of-json",
         ),
-        pytest.param(httpx.Response(200, text=""), "empty body", id="empty-body"),
+        pytest.param(
+            httpx.Response(200, text=""),
+            "invalid JSON from Prometheus (HTTP 200): empty body",
+            id="empty-body",
+        ),
         pytest.param(
             httpx.Response(
                 400,
@@ -206,7 +211,8 @@ def test_naive_datetime_is_refused_as_a_bug() -> None:
                     "error": 'invalid parameter "query": 1:5: parse error',
                 },
             ),
-            'HTTP 400 Bad Request from Prometheus: bad_data: invalid parameter "query"',
+            'HTTP 400 Bad Request from Prometheus: bad_data: invalid parameter "query": 1:5:'
+            " parse error",
             id="prometheus-error-json-400",
         ),
         pytest.param(
@@ -231,22 +237,32 @@ def test_naive_datetime_is_refused_as_a_bug() -> None:
         ),
         pytest.param(
             ok({"status": "success", "data": {"resultType": "matrix", "result": []}}),
-            "got a matrix result",
+            "expected an instant vector or scalar, got a matrix result",
             id="matrix-result",
         ),
         pytest.param(
             ok({"status": "success", "data": {"resultType": "string", "result": [1, "a"]}}),
-            "got a string result",
+            "expected an instant vector or scalar, got a string result",
             id="string-result",
         ),
-        pytest.param(ok({"status": "success"}), "'data' is missing", id="no-data-field"),
-        pytest.param(ok([1, 2]), "expected a JSON object", id="json-array"),
+        pytest.param(
+            ok({"status": "success"}),
+            "unexpected response: 'data' is missing or not an object",
+            id="no-data-field",
+        ),
+        pytest.param(
+            ok([1, 2]), "unexpected response: expected a JSON object, got [1, 2]", id="json-array"
+        ),
         pytest.param(
             ok({"status": "success", "data": {"resultType": "vector", "result": {}}}),
-            "vector result is not a list",
+            "unexpected response: vector result is not a list",
             id="vector-not-a-list",
         ),
-        pytest.param(ok(vector(({}, "zero"))), "'zero' is not a number", id="value-not-a-number"),
+        pytest.param(
+            ok(vector(({}, "zero"))),
+            "unexpected response: sample value 'zero' is not a Prometheus number",
+            id="value-not-a-number",
+        ),
         pytest.param(
             ok(
                 {
@@ -254,7 +270,7 @@ def test_naive_datetime_is_refused_as_a_bug() -> None:
                     "data": {"resultType": "vector", "result": [{"metric": {}, "value": 3}]},
                 }
             ),
-            'is not [time, "value"]',
+            'unexpected response: sample value 3 is not [time, "value"]',
             id="value-not-a-pair",
         ),
         pytest.param(
@@ -267,12 +283,12 @@ def test_naive_datetime_is_refused_as_a_bug() -> None:
                     },
                 }
             ),
-            "labels are not a string map",
+            "unexpected response: series labels are not a string map",
             id="labels-not-strings",
         ),
         pytest.param(
             ok({"status": "success", "data": {"resultType": "histogram", "result": []}}),
-            "unknown resultType 'histogram'",
+            "unexpected response: unknown resultType 'histogram'",
             id="unknown-result-type",
         ),
     ],
@@ -284,7 +300,7 @@ def test_bad_answers_are_final_query_errors_with_their_cause(
     fake = FakeTime()
     with pytest.raises(QueryError) as caught:
         run_query(script, fake=fake)
-    assert cause in str(caught.value)
+    assert str(caught.value) == cause
     assert len(script.requests) == 1, "a non-transient failure must not be retried"
     assert fake.sleeps == []
 
@@ -301,11 +317,11 @@ def test_503_then_success_retries_once_and_logs_attempt_number(
         samples = run_query(script, fake=fake)
     assert samples == [Sample({"workflow": "triage"}, 0.25)]
     assert len(script.requests) == 2
-    assert len(fake.sleeps) == 1
-    assert 0 < fake.sleeps[0] <= 2.2
-    [record] = caplog.records
-    assert "#2/4" in record.getMessage()
-    assert "HTTP 503" in record.getMessage()
+    assert fake.sleeps == [0.1]
+    assert caplog.messages == [
+        "Prometheus query failed (HTTP 503 Service Unavailable from Prometheus: overloaded);"
+        " retry #2/4 in 0.1s"
+    ]
 
 
 def test_429_honours_retry_after_seconds() -> None:
@@ -320,26 +336,28 @@ def test_persistent_5xx_gives_up_after_max_attempts_with_last_cause() -> None:
         httpx.Response(500, json={"status": "error", "errorType": "internal", "error": "boom"})
     )
     fake = FakeTime()
-    with pytest.raises(QueryError, match=r"HTTP 500 .*internal: boom \(gave up after 4 attempts\)"):
+    with pytest.raises(QueryError) as caught:
         run_query(script, fake=fake, timeout=60)
+    assert str(caught.value) == (
+        "HTTP 500 Internal Server Error from Prometheus: internal: boom (gave up after 4 attempts)"
+    )
     assert len(script.requests) == 4
-    assert len(fake.sleeps) == 3
+    assert fake.sleeps == [0.1, 0.2, 0.4]
 
 
-def test_backoff_grows_between_attempts() -> None:
+def test_pauses_follow_the_retry_policy_given() -> None:
     fake = FakeTime()
-    with pytest.raises(QueryError):
-        run_query(Script(httpx.Response(503)), fake=fake, timeout=600, max_attempts=6)
-    # exponential with at most 0.1 s of jitter: each pause well above the one two before
-    assert fake.sleeps[2] > fake.sleeps[0]
-    assert fake.sleeps[4] > fake.sleeps[2]
+    retry = RetryPolicy(delays=(1.0, 3.0, 0.5))
+    with pytest.raises(QueryError, match=r"gave up after 4 attempts\)$"):
+        run_query(Script(httpx.Response(503)), fake=fake, timeout=600, retry=retry)
+    assert fake.sleeps == [1.0, 3.0, 0.5]
 
 
 def test_deadline_stops_attempts_before_max_attempts() -> None:
     script = Script(httpx.Response(429, headers={"Retry-After": "2"}))
     fake = FakeTime()
     with pytest.raises(QueryError, match=r"gave up after 3 attempts, 5s deadline"):
-        run_query(script, fake=fake, timeout=5, max_attempts=10)
+        run_query(script, fake=fake, timeout=5, retry=RetryPolicy(delays=(0.1,) * 9))
     assert len(script.requests) == 3
     assert fake.sleeps == [2.0, 2.0]
     assert sum(fake.sleeps) < 5
@@ -363,7 +381,7 @@ def test_each_attempt_gets_only_the_remaining_time() -> None:
         return httpx.Response(503)
 
     with pytest.raises(QueryError):
-        run_query(handler, fake=fake, timeout=10, max_attempts=10)
+        run_query(handler, fake=fake, timeout=10, retry=RetryPolicy(delays=(0.1,) * 9))
     assert seen[0] == pytest.approx(10)
     assert all(later < earlier for earlier, later in itertools.pairwise(seen))
     assert fake.now - 1000.0 < 10 + 3, "no attempt may start after the deadline"
@@ -372,24 +390,39 @@ def test_each_attempt_gets_only_the_remaining_time() -> None:
 @pytest.mark.parametrize(
     ("error", "cause"),
     [
-        pytest.param(httpx.ReadTimeout("read timed out"), "timed out", id="read-timeout"),
-        pytest.param(httpx.ConnectTimeout("connect timed out"), "timed out", id="connect-timeout"),
         pytest.param(
-            httpx.ConnectError("[Errno 111] Connection refused"), "cannot connect", id="connect"
+            httpx.ReadTimeout("read timed out"),
+            f"timed out waiting for {URL}: ReadTimeout",
+            id="read-timeout",
+        ),
+        pytest.param(
+            httpx.ConnectTimeout("connect timed out"),
+            f"timed out waiting for {URL}: ConnectTimeout",
+            id="connect-timeout",
+        ),
+        pytest.param(
+            httpx.ConnectError("[Errno 111] Connection refused"),
+            f"cannot connect to {URL}: ConnectError: [Errno 111] Connection refused",
+            id="connect",
         ),
         pytest.param(
             httpx.RemoteProtocolError("Server disconnected without sending a response."),
-            "connection to http://prometheus.test:9090 failed",
+            f"connection to {URL} failed: RemoteProtocolError: Server disconnected without"
+            " sending a response.",
             id="server-disconnected",
         ),
-        pytest.param(httpx.ReadError("reset by peer"), "reset by peer", id="read-error"),
+        pytest.param(
+            httpx.ReadError("reset by peer"),
+            f"connection to {URL} failed: ReadError: reset by peer",
+            id="read-error",
+        ),
     ],
 )
 def test_transport_failures_are_retried_then_reported(error: Exception, cause: str) -> None:
     script = Script(error)
-    with pytest.raises(QueryError, match="gave up after 4 attempts") as caught:
+    with pytest.raises(QueryError) as caught:
         run_query(script, timeout=60)
-    assert cause in str(caught.value)
+    assert str(caught.value) == f"{cause} (gave up after 4 attempts)"
     assert len(script.requests) == 4
 
 
@@ -411,7 +444,7 @@ def test_slow_server_is_cut_at_the_deadline() -> None:
         ) as client:
             await client.query("up", at=AT)
 
-    with pytest.raises(QueryError, match="timed out querying"):
+    with pytest.raises(QueryError, match=f"^timed out waiting for {URL}"):
         asyncio.run(go())
 
 

@@ -3,7 +3,8 @@
 Only transient failures are retried: 429 (waiting at least as long as
 Retry-After says), 5xx, and connection failures (``status is None``). A 409
 never is: the object changed, so the caller must re-read and decide again.
-Each retry is logged as ``#2/5``.
+Each retry is logged as ``#2/5``. The schedule (``RetryPolicy``) and the log
+line are ``gatectl.adapters.retry``'s, shared with Prometheus and webhooks.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
+from gatectl.adapters.retry import RetryPolicy, log_retry
 from gatectl.errors import ClusterError, ServerError, TooManyRequestsError
 
 __all__ = ["DEFAULT_RETRY", "NO_RETRY", "RetryPolicy", "call_with_retries"]
@@ -21,18 +22,6 @@ __all__ = ["DEFAULT_RETRY", "NO_RETRY", "RetryPolicy", "call_with_retries"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Waits between attempts; ``len(delays) + 1`` attempts in all."""
-
-    delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0)
-    max_retry_after: float = 30.0
-
-    @property
-    def attempts(self) -> int:
-        return len(self.delays) + 1
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -57,16 +46,8 @@ def call_with_retries(
         except ClusterError as error:
             if not _transient(error) or attempt == policy.attempts:
                 raise
-            delay = policy.delays[attempt - 1]
-            if isinstance(error, TooManyRequestsError) and error.retry_after is not None:
-                delay = min(max(delay, error.retry_after), policy.max_retry_after)
-            log.warning(
-                "%s failed (%s); retry #%d/%d in %.1fs",
-                what,
-                error,
-                attempt + 1,
-                policy.attempts,
-                delay,
-            )
+            wait = error.retry_after if isinstance(error, TooManyRequestsError) else None
+            delay = policy.pause(attempt, retry_after=wait)
+            log_retry(log, what, error, attempt=attempt + 1, policy=policy, delay=delay)
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
