@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 from chartlib import dashboard, rule_groups
 from prometheus_client.parser import text_string_to_metric_families
+from support.prometheus import require_prometheus
 
 from gatectl.adapters.exposition import Recorder
 from gatectl.adapters.serving import Server, serve
@@ -247,8 +247,6 @@ def test_dashboard_shows_what_issue_4_asks_for(chart: Any) -> None:
 
 # -- against a real Prometheus ---------------------------------------------------------
 
-PROMETHEUS = shutil.which("prometheus")
-
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -272,8 +270,7 @@ def _query(base: str, expr: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def prometheus(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if PROMETHEUS is None:
-        pytest.skip("prometheus is not installed (Debian package prometheus)")
+    binary, _ = require_prometheus()  # skipped without it here, a failure under CI=true
     workdir: Path = tmp_path_factory.mktemp("prometheus")
     config = workdir / "prometheus.yml"
     config.write_text(
@@ -286,7 +283,7 @@ def prometheus(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iter
     port = _free_port()
     process = subprocess.Popen(
         [
-            PROMETHEUS,
+            binary,
             f"--config.file={config}",
             f"--storage.tsdb.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",

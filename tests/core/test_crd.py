@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from support.required import require_module
 
 from gatectl.core.crd import crd_manifest, crd_yaml, spec_schema
 from gatectl.policy import GateSpec
@@ -99,7 +100,9 @@ def test_crd_identity_scope_and_subresources() -> None:
 
 
 def test_crd_manifest_is_a_valid_kubernetes_object() -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    kubernetes_validate = require_module(
+        "kubernetes_validate", install="pip install -e '.[dev]' (kubernetes-validate)"
+    )
     kubernetes_validate.validate(crd_manifest(), "1.29", strict=True)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from support.prometheus import require_prometheus
+from support.required import require_module
 
 from gatectl.cli import main
 from gatectl.demo.localprom import LocalPrometheus, SeriesSpec, render_openmetrics
@@ -300,7 +301,7 @@ def test_a_step_begun_before_the_range_promotes_earlier(
 def test_plot_of_a_real_replay_is_written(
     prometheus_url: str, policies: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib", install="pip install -e '.[plot]'")
     target = tmp_path / "spike.svg"
 
     code, _ = replay(prometheus_url, policies / "replay-spike.yaml", capsys, "--plot", str(target))

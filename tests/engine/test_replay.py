@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.required import require_module
 
 from gatectl.cli import main
 from gatectl.cli.plot import plot_data, plot_paths, write_plot, write_plots
@@ -604,7 +605,7 @@ def test_plot_without_matplotlib_raises_usage_error_before_drawing(
 
 
 def test_unwritable_plot_file_is_a_usage_error_not_a_bug(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib", install="pip install -e '.[plot]'")
     (tmp_path / "taken.png").mkdir()  # a directory where the file should go
 
     with pytest.raises(UsageError, match=r"^--plot: cannot write .*taken\.png: "):
@@ -668,7 +669,7 @@ def test_plot_paths(gates: list[str], expected: list[str]) -> None:
 def test_write_plot_draws_the_file_in_the_format_of_its_suffix(
     tmp_path: Path, name: str, magic: bytes
 ) -> None:
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib", install="pip install -e '.[plot]'")
     path = tmp_path / name
 
     write_plot(
