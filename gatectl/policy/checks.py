@@ -9,7 +9,7 @@ field path that names the metric.
 from __future__ import annotations
 
 from gatectl.policy.expr import Condition
-from gatectl.policy.messages import did_you_mean
+from gatectl.policy.messages import did_you_mean, excerpt
 from gatectl.policy.models import BUILTIN_METRICS, GateSpec
 
 __all__ = ["spec_problems"]
@@ -30,16 +30,16 @@ def _check(spec: GateSpec, metric: str, condition: Condition) -> str | None:
     if kind == "undefined":
         known = sorted({*BUILTIN_METRICS, *spec.metrics})
         return (
-            f"unknown metric {metric!r}{did_you_mean(metric, known)}: define it under"
+            f"unknown metric {excerpt(metric)}{did_you_mean(metric, known)}: define it under"
             f" metrics, or use a built-in one ({', '.join(sorted(BUILTIN_METRICS))})"
         )
     if kind == "boolean" and not condition.is_boolean:
         return (
             f"{metric} is true or false: compare it with == true or == false,"
-            f" not {condition.text!r}"
+            f" not {excerpt(condition.text)}"
         )
     if kind in ("rate", "count") and condition.is_boolean:
-        return f"{metric} is a number: compare it with a number, not {condition.text!r}"
+        return f"{metric} is a number: compare it with a number, not {excerpt(condition.text)}"
     if kind == "boolean" and condition.relative:
         return f"{metric} has no baseline track: compare it with true or false"
     return None

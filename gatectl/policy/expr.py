@@ -36,7 +36,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?%?"
+_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?%?"  # ASCII digits only
 _CONDITION = re.compile(
     rf"""^\s*(?P<op><=|>=|==|!=|<|>)\s*
     (?:(?P<baseline>baseline)(?:\s*(?P<bop>[*+-])\s*(?P<barg>{_NUMBER}))?
@@ -60,6 +60,11 @@ def _kind(value: object) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     return type(value).__name__
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a message quotes it: at most 60 characters of it."""
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def _number(text: str) -> float:
@@ -147,7 +152,7 @@ def parse_condition(text: object) -> Condition:
     try:
         return _condition(text)
     except _Unparsable as exc:
-        raise ValueError(f"cannot parse condition {text!r}: {exc}") from None
+        raise ValueError(f"cannot parse condition {_quoted(text)}: {exc}") from None
 
 
 def _condition(text: str) -> Condition:
@@ -179,11 +184,11 @@ def parse_trigger(text: object) -> Trigger:
         raise ValueError(f"expected a trigger like 'exception_rate > 0.06', got {_kind(text)}")
     match = _TRIGGER.match(text)
     if match is None or not match.group("rest").strip():
-        raise ValueError(f"cannot parse trigger {text!r}: {_EXPECTED_TRIGGER}")
+        raise ValueError(f"cannot parse trigger {_quoted(text)}: {_EXPECTED_TRIGGER}")
     try:
         condition = _condition(match.group("rest"))
     except _Unparsable as exc:
         reason = _EXPECTED_TRIGGER if str(exc) == _EXPECTED else str(exc)
-        raise ValueError(f"cannot parse trigger {text!r}: {reason}") from None
+        raise ValueError(f"cannot parse trigger {_quoted(text)}: {reason}") from None
     metric = match.group("metric")
     return Trigger(metric=metric, condition=condition, text=f"{metric} {condition.text}")

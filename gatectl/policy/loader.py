@@ -11,6 +11,7 @@ controller can mark one bad gate without stopping the others.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -41,7 +42,19 @@ _TOP_KEYS = ["apiVersion", "kind", "metadata", "spec", "status"]
 _ALIASES = {"GateSpec": ["promotion_window_hours"]}
 _SUFFIXES = (".yaml", ".yml")
 _ONLY_BARE = f" (a bare policy holds only {BARE_KEY}:)"
-_MAX_BYTES = 10 * 1024 * 1024
+MAX_BYTES = 1024 * 1024
+"""A policy file larger than this (1 MiB) is refused before it is parsed."""
+MAX_PROBLEMS = 20
+"""Problems reported per file; a file with more gets one more line saying so."""
+_MAX_MESSAGE = 300
+_MAX_PATH_PART = 40
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
 
 
 @dataclass
@@ -60,16 +73,19 @@ class LoadResult:
 def load_policies(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
     """Every gate in ``paths`` (files, or directories of ``*.yaml``/``*.yml``), and every problem.
 
-    Never raises for bad input: unreadable files, YAML syntax errors and
-    invalid fields all become ``problems``. Gate names must be unique per
-    load (``namespace/name``); a second gate with a taken name is a problem.
+    Never raises for bad input: unreadable files, FIFOs and devices, files
+    over ``MAX_BYTES``, YAML syntax errors, unsupported tags and invalid
+    fields all become ``problems``, at most ``MAX_PROBLEMS`` (+1) per file,
+    each quoting at most a short excerpt of a value. A bad file does not stop
+    the others, nor a bad document the good ones in its file. Gate names must
+    be unique per load (``namespace/name``); a second gate with a taken name
+    is a problem.
     """
     result = LoadResult()
     seen: dict[str, str] = {}
     for raw in paths:
-        files, problem = _expand(os.fspath(raw))
-        if problem is not None:
-            result.problems.append(problem)
+        files, problems = _expand(os.fspath(raw))
+        result.problems.extend(problems)
         for file in files:
             gates, problems = _load_file(file)
             result.problems.extend(problems)
@@ -134,36 +150,70 @@ def gate_from_resource(obj: Mapping[str, Any], *, source: str) -> Gate:
     )
 
 
-def _expand(path: str) -> tuple[list[str], PolicyError | None]:
-    """The policy files ``path`` names (a directory: its YAML files, sorted, not recursive)."""
+def _expand(path: str) -> tuple[list[str], list[PolicyError]]:
+    """The policy files ``path`` names (a directory: its YAML files, sorted, not recursive).
+
+    Only regular files are read: a ``*.yaml`` entry that is a FIFO, a device,
+    a socket or a directory is a problem (opening a FIFO would wait forever).
+    """
     if os.path.isdir(path):
         try:
             names = sorted(os.listdir(path))
         except OSError as exc:
-            return [], PolicyError(f"cannot read directory: {exc.strerror}", file=path)
-        files = [
-            os.path.join(path, n)
-            for n in names
-            if n.endswith(_SUFFIXES) and os.path.isfile(os.path.join(path, n))
-        ]
-        if not files:
-            return [], PolicyError("no policies here (no *.yaml or *.yml files)", file=path)
-        return files, None
-    return [path], None
+            return [], [PolicyError(f"cannot read directory: {exc.strerror}", file=path)]
+        files: list[str] = []
+        problems: list[PolicyError] = []
+        for name in names:
+            if not name.endswith(_SUFFIXES):
+                continue
+            file = os.path.join(path, name)
+            try:
+                mode = os.stat(file).st_mode
+            except OSError:
+                continue  # a dangling link or a file removed meanwhile: not a policy here
+            if stat.S_ISREG(mode):
+                files.append(file)
+            else:
+                problems.append(_not_regular(file, mode))
+        if not files and not problems:
+            problems.append(PolicyError("no policies here (no *.yaml or *.yml files)", file=path))
+        return files, problems
+    return [path], []
+
+
+def _not_regular(file: str, mode: int) -> PolicyError:
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return PolicyError(f"not a regular file ({kind}): a policy must be a file", file=file)
 
 
 def _read(file: str) -> tuple[str | None, PolicyError | None]:
+    # O_NONBLOCK: opening a FIFO with no writer returns at once instead of
+    # waiting forever; fstat then refuses anything that is not a regular file.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        with open(file, "rb") as handle:
-            raw = handle.read(_MAX_BYTES + 1)
+        mode = os.stat(file).st_mode
+        if not stat.S_ISREG(mode):
+            return None, _not_regular(file, mode)
+        fd = os.open(file, flags)
     except FileNotFoundError:
         return None, PolicyError("file not found", file=file)
-    except IsADirectoryError:
-        return None, PolicyError("is a directory", file=file)
     except OSError as exc:
         return None, PolicyError(f"cannot read file: {exc.strerror or exc}", file=file)
-    if len(raw) > _MAX_BYTES:
-        return None, PolicyError("file too large (over 10 MiB)", file=file)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            return None, _not_regular(file, mode)
+        with open(fd, "rb", closefd=False) as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        return None, PolicyError(f"cannot read file: {exc.strerror or exc}", file=file)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_BYTES:
+        return None, PolicyError(
+            f"file too large (over {MAX_BYTES // (1024 * 1024)} MiB): a policy is a few kB",
+            file=file,
+        )
     try:
         return raw.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:
@@ -189,18 +239,56 @@ def _load_file(file: str) -> tuple[list[_Located], list[PolicyError]]:
             problems.extend(errors)
             if gate is not None:
                 gates.append((gate, where))
+            if len(problems) > MAX_PROBLEMS:
+                break  # the rest of a file this broken is not worth reading
     except YamlProblem as exc:
         problems.append(
             PolicyError(exc.message, file=file, line=exc.line, path=_dotted(exc.path) or None)
         )
-        return gates, problems
-    if documents == 0:
+    if documents == 0 and not problems:
         problems.append(PolicyError("empty file: no policy in it", file=file))
-    return gates, problems
+    return gates, _bounded(problems, file=file)
+
+
+def _bounded(problems: list[PolicyError], *, file: str) -> list[PolicyError]:
+    """At most ``MAX_PROBLEMS`` problems, each message and path of a bounded length."""
+    kept = [_clip(p) for p in problems[:MAX_PROBLEMS]]
+    if len(problems) > MAX_PROBLEMS:
+        kept.append(
+            PolicyError(
+                f"too many problems: stopped after the first {MAX_PROBLEMS} in this file",
+                file=file,
+            )
+        )
+    return kept
+
+
+def _clip(problem: PolicyError) -> PolicyError:
+    message, path = problem.message, problem.path
+    if len(message) <= _MAX_MESSAGE and (path is None or len(path) <= _MAX_MESSAGE):
+        return problem
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 3] + "..."
+    if path is not None and len(path) > _MAX_MESSAGE:
+        path = path[: _MAX_MESSAGE - 3] + "..."
+    return PolicyError(
+        message, file=problem.file, line=problem.line, column=problem.column, path=path
+    )
 
 
 def _dotted(path: Path) -> str:
-    return ".".join(str(p) for p in path if p != "[key]")
+    """``spec.success_criteria.exception_rate``; odd keys escaped and cut short."""
+    parts = []
+    for part in path:
+        if part == "[key]":
+            continue
+        text = str(part)
+        if not text.isprintable() or "." in text:
+            text = repr(text)
+        if len(text) > _MAX_PATH_PART:
+            text = text[: _MAX_PATH_PART - 3] + "..."
+        parts.append(text)
+    return ".".join(parts)
 
 
 def _from_document(
@@ -217,7 +305,8 @@ def _from_document(
     if BARE_KEY in data:
         extra = [k for k in data if k != BARE_KEY]
         problems = [
-            error((k,), f"unknown field{did_you_mean(k, [BARE_KEY]) or _ONLY_BARE}") for k in extra
+            error((k,), f"unknown field{did_you_mean(k, [BARE_KEY]) or _ONLY_BARE}")
+            for k in extra[: MAX_PROBLEMS + 1]
         ]
         body = data[BARE_KEY]
         if not isinstance(body, dict):
@@ -258,8 +347,7 @@ def _from_resource_document(
     here: tuple[int | None, str | None] = (doc.line, None)
     problems: list[PolicyError] = [
         error((k,), f"unknown field{did_you_mean(k, _TOP_KEYS)}")
-        for k in data
-        if k not in _TOP_KEYS
+        for k in [k for k in data if k not in _TOP_KEYS][: MAX_PROBLEMS + 1]
     ]
     for key, want in (("apiVersion", API_VERSION), ("kind", KIND)):
         if key not in data:
@@ -331,18 +419,22 @@ def _validate_spec(
     try:
         spec = GateSpec.model_validate(dict(data))
     except ValidationError as exc:
-        problems = []
-        for item in exc.errors():
+        located = []
+        for item in exc.errors(include_url=False, include_context=True):
             loc: Path = tuple(item.get("loc", ()))
             kind = item.get("type")
             if not loc and "promotion_window_hours" in data and "promotion_window" in data:
                 loc = ("promotion_window_hours",)
-            message = human_message(item, model=GateSpec, aliases=_ALIASES)
-            if kind == "missing" and loc == ("promotion_window",):
-                message = "required field missing (promotion_window, or promotion_window_hours)"
             path, line = locate(loc, exact=kind in ("missing", "extra_forbidden"))
-            problems.append(PolicyError(message, file=file, line=line, path=path))
-        problems.sort(key=lambda p: p.line or 0)
+            located.append((line or 0, path, loc, item))
+        located.sort(key=lambda entry: entry[0])
+        problems = []
+        # Only the first ones become sentences: a file shows at most MAX_PROBLEMS.
+        for line, path, loc, item in located[: MAX_PROBLEMS + 1]:
+            message = human_message(item, model=GateSpec, aliases=_ALIASES)
+            if item.get("type") == "missing" and loc == ("promotion_window",):
+                message = "required field missing (promotion_window, or promotion_window_hours)"
+            problems.append(PolicyError(message, file=file, line=line or None, path=path))
         return None, problems
     problems = []
     for loc, message in spec_problems(spec):

@@ -17,9 +17,19 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-__all__ = ["did_you_mean", "human_message", "model_at", "show"]
+__all__ = ["did_you_mean", "excerpt", "human_message", "model_at", "show"]
 
 Loc = tuple[str | int, ...]
+
+EXCERPT = 60
+"""Characters of a value a message quotes at most (a 1 MB value must not print 1 MB)."""
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """``text`` quoted as in a message (``'abc'``), cut to ``limit`` characters plus ``...``."""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return repr(text)
 
 
 def show(value: object) -> str:
@@ -28,11 +38,12 @@ def show(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "a number of over 19 digits"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        text = value if len(value) <= 60 else value[:57] + "..."
-        return repr(text)
+        return excerpt(value)
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list | tuple):

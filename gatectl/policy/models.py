@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from gatectl.policy.durations import parse_duration
+from gatectl.policy.durations import MAX_POLICY_DURATION, parse_duration
 from gatectl.policy.expr import Condition, Trigger, parse_condition, parse_trigger
 
 __all__ = [
@@ -59,13 +59,13 @@ TEMPLATE_VARIABLES = ("workflow", "window", "track")
 
 def _seconds(value: object) -> float:
     if isinstance(value, str | int | float):
-        return parse_duration(value, bare_unit="s")
+        return parse_duration(value, bare_unit="s", most=MAX_POLICY_DURATION)
     raise ValueError(f"expected a duration like '30s' or '5m', got {_kind(value)}")
 
 
 def _hours(value: object) -> float:
     if isinstance(value, str | int | float):
-        return parse_duration(value, bare_unit="h")
+        return parse_duration(value, bare_unit="h", most=MAX_POLICY_DURATION)
     raise ValueError(f"expected a duration like '48h' or a number of hours, got {_kind(value)}")
 
 
@@ -110,7 +110,7 @@ class _Model(BaseModel):
 class CheckSettings(_Model):
     """Per-check controls shared by criteria and triggers."""
 
-    confidence: float | None = Field(default=None, gt=0.5, lt=1.0)
+    confidence: float | None = Field(default=None, gt=0.5, lt=1.0, strict=True)
     """Confidence level for rate bounds (overrides the gate's ``confidence``)."""
     dry_run: bool = False
     """Evaluated, reported and exported, never enforced."""
@@ -261,7 +261,7 @@ class PrometheusSettings(_Model):
 class Approval(_Model):
     """Promoting past ``required_above`` needs a human approval."""
 
-    required_above: float = Field(ge=0.0, lt=1.0)
+    required_above: float = Field(ge=0.0, lt=1.0, strict=True)
 
 
 class TrafficSettings(_Model):
@@ -282,7 +282,7 @@ class TrafficSettings(_Model):
     """``httproute``: the backendRef name of the deterministic path."""
     stable_deployment: str | None = None
     """``deployment``: the stable (deterministic) Deployment."""
-    total_replicas: int | None = Field(default=None, ge=1)
+    total_replicas: int | None = Field(default=None, ge=1, strict=True)
     """``deployment``: replicas split between canary and stable."""
 
     @model_validator(mode="after")
@@ -315,9 +315,10 @@ class GateSpec(_Model):
     """The gate's name (bare form; else the file's stem)."""
     workflow: str | None = None
     """Value of the ``workflow`` label in metrics (else the gate's name)."""
-    canary_traffic: float = Field(gt=0.0, le=1.0)
+    # strict: a number must be written as a number (no "0.1" strings, no booleans)
+    canary_traffic: float = Field(gt=0.0, le=1.0, strict=True)
     """The first share of traffic on the AI path, 0 < x <= 1."""
-    steps: list[Annotated[float, Field(gt=0.0, le=1.0)]] | None = None
+    steps: list[Annotated[float, Field(gt=0.0, le=1.0, strict=True)]] | None = None
     """Ascending shares, the first equal to canary_traffic, the last 1.0."""
     promotion_window: HoursOrDuration = Field(
         validation_alias="promotion_window", serialization_alias="promotion_window"
@@ -329,13 +330,13 @@ class GateSpec(_Model):
     """'METRIC OP VALUE' expressions; any true falls back."""
     fallback_mode: Literal["deterministic_path", "previous_step"] = "deterministic_path"
     """Where a fallback goes: share 0, or the previous step."""
-    min_samples: int = Field(default=100, ge=0)
+    min_samples: int = Field(default=100, ge=0, strict=True)
     """Canary requests needed in the window before promoting."""
     on_no_data: Literal["hold", "fallback"] = "hold"
     """What missing data leads to (fallback after max_inconclusive evaluations)."""
-    max_inconclusive: int = Field(default=10, ge=1)
+    max_inconclusive: int = Field(default=10, ge=1, strict=True)
     """Inconclusive evaluations in a row before on_no_data: fallback applies."""
-    confidence: float | None = Field(default=None, gt=0.5, lt=1.0)
+    confidence: float | None = Field(default=None, gt=0.5, lt=1.0, strict=True)
     """Confidence level for bounds on rate metrics (none: compare point values)."""
     evaluation_interval: Seconds = 60.0
     """The controller's period between evaluations."""

@@ -68,8 +68,34 @@ def test_parse_duration_gives_seconds(text: str | float, bare_unit: str, seconds
         ),
         P("-5", "duration must be a finite, non-negative time, got '-5'", id="negative-bare"),
         P(-1, "duration must be a finite, non-negative time, got -1", id="negative-number"),
-        P("inf", "duration must be a finite, non-negative time, got 'inf'", id="infinite-word"),
-        P("nan", "duration must be a finite, non-negative time, got 'nan'", id="nan-word"),
+        P("inf", "expected a duration like '90s', '30m', '48h' or '2d', got 'inf'", id="inf-word"),
+        P("nan", "expected a duration like '90s', '30m', '48h' or '2d', got 'nan'", id="nan-word"),
+        P("1e400", "duration must be a finite, non-negative time, got '1e400'", id="overflows"),
+        P(
+            10**400,
+            f"duration must be a finite, non-negative time, got 1{'0' * 56}...",
+            id="int-too-large-for-a-float",
+        ),
+        P(
+            "٤٨h",
+            "expected a duration like '90s', '30m', '48h' or '2d', got '٤٨h'",
+            id="non-ascii-digits",
+        ),
+        P(
+            "٤٨",
+            "expected a duration like '90s', '30m', '48h' or '2d', got '٤٨'",
+            id="non-ascii-bare-number",
+        ),
+        P(
+            "1_0",
+            "expected a duration like '90s', '30m', '48h' or '2d', got '1_0'",
+            id="underscore",
+        ),
+        P(
+            "x" * 100_000,
+            f"expected a duration like '90s', '30m', '48h' or '2d', got '{'x' * 57}...'",
+            id="long-text-quoted-short",
+        ),
         P(float("inf"), "duration must be a finite, non-negative time, got inf", id="infinite"),
         P(True, "expected a duration like '30m' or '48h', got true", id="boolean"),
     ],
@@ -78,6 +104,32 @@ def test_bad_duration_message_quotes_the_text(text: str | float, message: str) -
     with pytest.raises(ValueError, match=r".*") as caught:
         parse_duration(text)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "bare_unit", "message"),
+    [
+        P("9999999d", "s", "must be at most 365d, got '9999999d'", id="days"),
+        P("366d", "s", "must be at most 365d, got '366d'", id="a-day-too-many"),
+        P("53w", "s", "must be at most 365d, got '53w'", id="weeks"),
+        P(8761, "h", "must be at most 365d, got 8761", id="bare-hours"),
+        P("1e12", "h", "must be at most 365d, got '1e12'", id="bare-exponent"),
+    ],
+)
+def test_duration_longer_than_the_cap_is_refused(
+    text: str | float, bare_unit: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=r".*") as caught:
+        parse_duration(text, bare_unit=bare_unit, most=365 * 86400.0)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "bare_unit"),
+    [P("365d", "s", id="a-year"), P(8760, "h", id="a-year-of-hours"), P("52w", "s", id="weeks")],
+)
+def test_duration_at_the_cap_is_accepted(text: str | float, bare_unit: str) -> None:
+    assert parse_duration(text, bare_unit=bare_unit, most=365 * 86400.0) <= 365 * 86400.0
 
 
 @pytest.mark.parametrize(
