@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from gatectl.core.observations import Decision
+    from gatectl.errors import PolicyError
     from gatectl.policy import Gate
 
 __all__ = ["build_parser", "main"]
@@ -47,6 +48,27 @@ examples:
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as exit 2 without a traceback (its default)."""
+
+
+_WHOLE = re.compile(r"-?[0-9]{1,9}")
+_SHARE = re.compile(r"(?:0|1)?(?:\.[0-9]{1,9})?")
+
+
+def _whole(text: str) -> int:
+    """A flag's whole number: ASCII digits, at most 9 (``int()`` also takes ``1_0``, ``٣``)."""
+    if not _WHOLE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}")
+    return int(text)
+
+
+def _share(text: str) -> float:
+    """A flag's share of traffic, ``0 <= x <= 1`` (``float()`` also takes ``nan``, ``1e9``)."""
+    raw = text.strip()
+    if not raw or raw == "." or not _SHARE.fullmatch(raw) or float(raw) > 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a share between 0 and 1 (e.g. 0.25), got {text[:40]!r}"
+        )
+    return float(raw)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -74,14 +96,14 @@ def _add_evaluate(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
-        "--step", type=int, metavar="N", help="the canary is at step N (1 = first); default 1"
+        "--step", type=_whole, metavar="N", help="the canary is at step N (1 = first); default 1"
     )
     where.add_argument(
-        "--current-share", type=float, metavar="X", help="the canary's current share, e.g. 0.25"
+        "--current-share", type=_share, metavar="X", help="the canary's current share, e.g. 0.25"
     )
     p.add_argument(
         "--inconclusive-count",
-        type=int,
+        type=_whole,
         default=0,
         metavar="N",
         help="inconclusive evaluations in a row before this one (for on_no_data: fallback)",
@@ -157,13 +179,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from gatectl.policy import load_policies
 
     result = load_policies(args.paths)
-    for problem in result.problems:
-        print(problem.render(), file=sys.stderr)
+    _print_problems(result.problems, prefix="")
     if result.problems:
         print(f"{len(result.problems)} problem(s)", file=sys.stderr)
         return EXIT_USAGE
     print(f"ok: {len(result.gates)} gate(s) valid")
     return 0
+
+
+def _print_problems(problems: Sequence[PolicyError], *, prefix: str) -> None:
+    """One line per problem, ``file:line: field.path: message``, as ``validate`` prints them."""
+    for problem in problems:
+        print(f"{prefix}{problem.render()}", file=sys.stderr)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -172,7 +199,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gatectl.core.observations import GateState
     from gatectl.engine.evaluate import evaluate_gates
     from gatectl.errors import UsageError
-    from gatectl.policy import load_gates
+    from gatectl.policy import load_policies
 
     now = datetime.now(UTC)
     at = _parse_time(args.at, now=now, flag="--at")
@@ -183,7 +210,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if args.inconclusive_count < 0:
         raise UsageError("--inconclusive-count must be >= 0")
-    gates = load_gates(args.paths)
+    loaded = load_policies(args.paths)
+    if loaded.problems:
+        # Every problem, as validate lists them: fixing one at a time is slow.
+        _print_problems(loaded.problems, prefix="gatectl: ")
+        return EXIT_USAGE
+    gates = loaded.gates
     states = []
     for gate in gates:
         step = _step_of(gate.spec.shares, step=args.step, share=args.current_share, gate=gate.name)

@@ -147,7 +147,7 @@ def test_top_level_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -
         ),
         pytest.param(
             ["evaluate", "{seed}", "--started-at", "-1h", "--step", "two"],
-            "argument --step: invalid int value: 'two'",
+            "argument --step: expected a whole number, got 'two'",
             id="step-not-a-number",
         ),
         pytest.param(
