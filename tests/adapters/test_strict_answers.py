@@ -4,7 +4,8 @@ A real Prometheus never writes ``"0_0"``, a full-width digit, a warning on
 demand, a negative count or a body past the cap, so these shapes come from
 ``httpx.MockTransport`` (``test_prometheus_real.py`` covers what a real one
 does with ``partial_response`` and ``time=``). Each bad shape must end as
-*no data* with its cause, never as a number a gate could promote on.
+*no data* with its cause, never as a number a gate could promote on; so does a
+Prometheus that never answers, once ``evaluate``'s one deadline has passed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import pytest
 
 from gatectl.adapters.http import MiB
 from gatectl.adapters.prometheus import PrometheusClient, Sample, parse_sample_value
-from gatectl.core.observations import ObservationSet
+from gatectl.core.observations import Action, GateState, ObservationSet
+from gatectl.engine.evaluate import evaluate_gates_async
 from gatectl.engine.observe import observe, plan_gate
 from gatectl.errors import QueryError
 from gatectl.policy import Gate, GateSpec, PrometheusSettings
@@ -336,3 +338,46 @@ def test_rates_within_zero_and_one_are_kept(
     result = observed(exceptions, requests, "0")
     assert result.canary["exception_rate"].value == expected
     assert result.canary["critical_regressions"].value == 0.0
+
+
+# --- one deadline for the whole evaluation --------------------------------------
+
+
+def test_evaluate_ends_at_its_deadline_with_no_data_and_holds() -> None:
+    """Prometheus never answers: every gate still gets a hold, each check says why."""
+
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    def client(settings: PrometheusSettings, url: str | None) -> PrometheusClient:
+        return PrometheusClient(URL, transport=httpx.MockTransport(never))
+
+    gates = []
+    # 6 gates, 4 reads each: more than the 16 sent at once, so at least two reads that a
+    # check shows (not every gate's shared request count) are still queued at the deadline.
+    for name in "abcdef":
+        spec = GateSpec.model_validate(
+            {
+                "canary_traffic": 0.1,
+                "promotion_window": "1h",
+                "success_criteria": {"exception_rate": "<= 0.04", "human_override_rate": "<= 1"},
+                "rollback_trigger": ["critical_regressions > 0"],
+            }
+        )
+        gates.append(
+            (Gate(name=name, spec=spec), GateState(step_started_at=AT - timedelta(hours=2)))
+        )
+
+    results = asyncio.run(
+        evaluate_gates_async(gates, at=AT, url=None, client_factory=client, timeout=0.2)
+    )
+    cut = "no answer within the 0.2s deadline of this evaluation"
+    causes = set()
+    for result in results:
+        assert result.decision.action is Action.HOLD
+        for check in (*result.decision.criteria, *result.decision.triggers):
+            assert check.result == "no_data"
+            error = check.error or ""
+            causes.add(error.removeprefix("numerator: ").removeprefix("denominator: "))
+    assert causes == {cut, f"not sent: {cut}"}
