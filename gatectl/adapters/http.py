@@ -162,7 +162,7 @@ async def read_body(response: httpx.Response, *, limit: int) -> bytes:
 
     Both the bytes received and the bytes they inflate to are capped; the
     inflating runs ``limit + 1`` bytes at most at a time, so a small gzip
-    bomb never takes more than about ``limit`` of memory.
+    bomb never takes more than about twice ``limit`` of memory.
     """
     if response.is_stream_consumed:
         # The transport handed over a body already in memory (httpx decoded it).
