@@ -9,12 +9,18 @@ what a query means.
 Built-in definitions also have a *batch* form that reads many workflows in one
 query (``workflow=~"^(a|b)$"`` and ``sum by (workflow)``): the controller uses
 it so that 10,000 gates cost a handful of queries, not one per gate per metric.
+
+The freshness query (``freshness_query``) reads, for every workflow of a batch
+at once, the newest sample of the canary request series and how much of the
+window that series covers (``gatectl.core.freshness`` judges the answer).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gatectl.core.labels import escape_label_value
@@ -24,11 +30,17 @@ from gatectl.policy.models import BUILTIN_METRICS, MetricDefinition
 __all__ = [
     "BOOLEAN_METRICS",
     "BUILTIN",
+    "FRESHNESS_LABEL",
+    "FRESHNESS_POINTS",
+    "REQUESTS_SERIES",
     "SAMPLES_METRIC",
     "Read",
     "batch_query",
     "definition_for",
     "escape_label_value",
+    "freshness_query",
+    "freshness_resolution",
+    "freshness_steps",
     "regex_alternation",
     "render",
 ]
@@ -42,7 +54,10 @@ def _sum_increase(series: str, *, track: bool = True) -> str:
     return f'sum(increase({series}{{workflow="{{{{workflow}}}}"{track_matcher}}}[{{{{window}}}}]))'
 
 
-_REQUESTS = _sum_increase("workflow_requests_total")
+REQUESTS_SERIES = "workflow_requests_total"
+"""The canary request counter: the sample count, and the series whose freshness is the gate's."""
+
+_REQUESTS = _sum_increase(REQUESTS_SERIES)
 
 BUILTIN: dict[str, MetricDefinition] = {
     "exception_rate": MetricDefinition(
@@ -83,12 +98,9 @@ def render(template: str, *, workflow: str, window_seconds: float, track: str = 
         "window": prometheus_range(window_seconds),
         "track": escape_label_value(track),
     }
-    if "{{ " in template or " }}" in template:
-        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
-    # The common shape, without a regex: this runs for every read of every gate.
-    for name, value in values.items():
-        template = template.replace("{{" + name + "}}", value)
-    return template
+    # One pass: a filled-in value is never scanned again, so a workflow named
+    # ``x{{track}}`` stays ``x{{track}}`` instead of becoming ``xcanary``.
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 def definition_for(metric: str, custom: dict[str, MetricDefinition]) -> MetricDefinition | None:
@@ -152,6 +164,58 @@ def batch_query(
         return None
     agg, before, after, suffix = parts
     regex = escape_label_value(regex_alternation(workflows))
-    inner = f'{before}workflow=~"{regex}"{after}'
-    body = f"{agg} by (workflow) ({inner}){suffix}"
-    return render(body, workflow="", window_seconds=window_seconds, track=track)
+
+    def fill(part: str) -> str:
+        return render(part, workflow="", window_seconds=window_seconds, track=track)
+
+    # The template's own parts are filled first; workflow names go in last and unscanned.
+    return f'{agg} by (workflow) ({fill(before)}workflow=~"{regex}"{fill(after)}){fill(suffix)}'
+
+
+FRESHNESS_POINTS = 100
+"""The window is probed at this many instants to measure how much of it holds data."""
+
+FRESHNESS_LABEL = "gatectl_read"
+"""The label that tells the two answers of ``freshness_query`` apart (``newest``, ``coverage``)."""
+
+
+def freshness_resolution(window_seconds: float) -> int:
+    """The subquery step (whole seconds) that probes a window at ``FRESHNESS_POINTS`` instants."""
+    window = max(1, math.floor(window_seconds))
+    return max(1, math.ceil(window / FRESHNESS_POINTS))
+
+
+def freshness_steps(window_seconds: float, *, at: float) -> int:
+    """How many subquery steps ``[window:resolution]`` evaluated at unix time ``at`` has.
+
+    Prometheus aligns subquery steps to multiples of the step since the epoch
+    and (2.x) includes both ends of the range.
+    """
+    window = max(1, math.floor(window_seconds))
+    step = freshness_resolution(window_seconds)
+    return max(1, math.floor(at / step) - math.ceil((at - window) / step) + 1)
+
+
+def freshness_query(workflows: Sequence[str], *, window_seconds: float) -> str:
+    """One query answering, per workflow, two series told apart by ``gatectl_read``.
+
+    ``newest``: the unix time of the newest canary request sample — exact while
+    it is within Prometheus' lookback delta (``timestamp()`` of the raw
+    series), else the newest one seen by a subquery over the window.
+    ``coverage``: at how many of the subquery's steps some canary request
+    series of the workflow was present (compare with ``freshness_steps``).
+    One workflow is matched with ``=``, several with an anchored regex.
+    """
+    if len(workflows) == 1:
+        matcher = f'workflow="{escape_label_value(workflows[0])}"'
+    else:
+        matcher = f'workflow=~"{escape_label_value(regex_alternation(list(workflows)))}"'
+    series = f'{REQUESTS_SERIES}{{{matcher},track="canary"}}'
+    probe = f"[{prometheus_range(window_seconds)}:{freshness_resolution(window_seconds)}s]"
+    latest = f"max by (workflow) (timestamp({series}))"
+    newest = f"{latest} or max_over_time(({latest}){probe})"
+    coverage = f"count_over_time((max by (workflow) ({series})){probe})"
+    return (
+        f'label_replace({newest}, "{FRESHNESS_LABEL}", "newest", "", "")'
+        f' or label_replace({coverage}, "{FRESHNESS_LABEL}", "coverage", "", "")'
+    )

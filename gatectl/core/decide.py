@@ -15,6 +15,7 @@ from datetime import datetime
 
 from gatectl.core import stats
 from gatectl.core.catalog import BOOLEAN_METRICS
+from gatectl.core.freshness import Verdict, judge, missing_reason, overrule
 from gatectl.core.observations import (
     Action,
     CheckResult,
@@ -315,10 +316,20 @@ def decide(
         )
         for t in spec.rollback_trigger
     ]
+    # Stale, unknown or warming-up data can prove harm (a fired trigger) but never health.
+    quality = judge(
+        observations.freshness,
+        elapsed_seconds=window.elapsed_seconds,
+        window_seconds=window.query_seconds,
+        max_staleness=spec.prometheus.max_staleness,
+        scrape_interval=spec.prometheus.scrape_interval,
+    )
+    warming = quality.verdict is Verdict.WARMING_UP
+    checked = [(overrule(c, quality), s) for c, s in checked]
     criteria = tuple(c for c, _ in checked if c.kind == "criterion")
     triggers = tuple(c for c, _ in checked if c.kind == "trigger")
     enforced = [(c, s) for c, s in checked if not s.dry_run]
-    samples = _point(observations.samples.value)
+    samples = None if quality.withholds_data else _point(observations.samples.value)
     notes = tuple(
         f"dry run: {c.condition if c.kind == 'trigger' else c.metric + ' ' + c.condition}"
         f" is {c.result.replace('_', ' ')}"
@@ -361,6 +372,8 @@ def decide(
             inconclusive_count=inconclusive_count,
             complete=complete,
             awaiting_approval=awaiting_approval,
+            freshness=observations.freshness,
+            warming_up=warming and action is Action.HOLD,
         )
 
     if state.fallen_back:
@@ -375,17 +388,23 @@ def decide(
     reasons = [_describe(c) for c, _ in enforced if c.kind == "trigger" and c.result == "fired"]
     fired = bool(reasons)
 
-    # 2. missing data (inconclusive)
-    missing = [(c, s) for c, s in enforced if c.result == "no_data"]
+    # 2. missing data (inconclusive); warming up is neither missing data nor a reset of the count
+    missing = [(c, s) for c, s in enforced if c.result == "no_data" and not warming]
     # A metric read by a criterion and a trigger is one missing number: say it once.
-    missing_reasons = list(dict.fromkeys(f"no data for {c.metric}: {c.error}" for c, _ in missing))
+    missing_reasons = list(
+        dict.fromkeys(missing_reason(c.metric, c.error, quality) for c, _ in missing)
+    )
     on_no_data = {s.on_no_data or spec.on_no_data for _, s in missing}
-    if samples is None:
-        cause = observations.samples.error or "no data"
-        missing_reasons.append(f"no data for the sample count: {cause}")
+    if samples is None and not warming:
+        overruled = quality.no_data and _point(observations.samples.value) is not None
+        cause = quality.reason if overruled else observations.samples.error
+        reason = missing_reason("the sample count", cause, quality)
+        missing_reasons += [reason] if reason not in missing_reasons else []
         on_no_data.add(spec.on_no_data)
     inconclusive = bool(missing_reasons)
     count = state.inconclusive_count + 1 if inconclusive else 0
+    if warming:
+        count = state.inconclusive_count  # warming up neither counts nor resets
     exhausted = inconclusive and "fallback" in on_no_data and count >= spec.max_inconclusive
     if exhausted:
         missing_reasons.insert(
@@ -394,6 +413,8 @@ def decide(
             f" (max_inconclusive {spec.max_inconclusive}, on_no_data: fallback)",
         )
     reasons += missing_reasons
+    if quality.verdict in (Verdict.WARMING_UP, Verdict.MOSTLY_EMPTY) and quality.reason:
+        reasons.append(quality.reason)
 
     if fired or exhausted:
         return build(Action.FALLBACK, reasons, inconclusive=inconclusive, inconclusive_count=count)

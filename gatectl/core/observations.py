@@ -18,6 +18,7 @@ __all__ = [
     "Action",
     "CheckResult",
     "Decision",
+    "Freshness",
     "GateState",
     "Interval",
     "Observation",
@@ -87,12 +88,31 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """How recent the canary request series is and how much of the window it covers.
+
+    ``gatectl.core.freshness`` judges it: stale, mostly empty or fresh.
+    """
+
+    newest_age_seconds: float | None = None
+    """Age of the newest sample at the evaluation instant; ``None``: no sample in the window."""
+    coverage: float | None = None
+    """Share of the window (0..1) in which the series was present."""
+    query: str = ""
+    """The query that measured it (for this gate's workflow alone)."""
+    error: str | None = None
+    """Why it could not be measured (the query failed)."""
+
+
+@dataclass(frozen=True)
 class ObservationSet:
     """Everything observed for one gate: canary metrics, baseline metrics, sample count."""
 
     canary: Mapping[str, Observation]
     samples: Observation
     baseline: Mapping[str, Observation] = field(default_factory=dict)
+    freshness: Freshness | None = None
+    """The canary request series' newest sample and coverage; ``None``: not read."""
 
 
 @dataclass(frozen=True)
@@ -192,3 +212,7 @@ class Decision:
     awaiting_approval: bool = False
     notes: tuple[str, ...] = ()
     """Things worth saying that do not block (dry-run checks that would have failed)."""
+    freshness: Freshness | None = None
+    """The freshness reading the decision was made on (newest sample's age, coverage)."""
+    warming_up: bool = False
+    """The step started less than two scrape intervals ago: a hold that is not inconclusive."""

@@ -7,15 +7,23 @@ controller's status history and the replay command all use these.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gatectl.core.decide import format_value
-from gatectl.core.observations import CheckResult, Decision
+from gatectl.core.observations import CheckResult, Decision, Freshness
 from gatectl.core.timeparse import format_time
 from gatectl.policy.durations import format_duration
 
-__all__ = ["check_to_dict", "decision_to_dict", "render_json", "render_table", "render_yaml"]
+__all__ = [
+    "check_to_dict",
+    "decision_to_dict",
+    "freshness_to_dict",
+    "render_json",
+    "render_table",
+    "render_yaml",
+]
 
 
 def _number(value: float | bool | None) -> float | bool | None:
@@ -87,7 +95,34 @@ def decision_to_dict(
     )
     if decision.notes:
         body["notes"] = list(decision.notes)
+    if decision.freshness is not None:
+        body["freshness"] = freshness_to_dict(decision.freshness)
+    if decision.warming_up:
+        body["warming_up"] = True
     return body
+
+
+def freshness_to_dict(freshness: Freshness) -> dict[str, Any]:
+    """The canary request series' newest sample age and window coverage, as JSON-ready data."""
+    body: dict[str, Any] = {
+        "newest_sample_age_seconds": _number(freshness.newest_age_seconds),
+        "coverage": _number(freshness.coverage),
+        "query": freshness.query,
+    }
+    if freshness.error is not None:
+        body["error"] = freshness.error
+    return body
+
+
+def _freshness_line(freshness: Freshness) -> str:
+    if freshness.error is not None:
+        return f"  data     freshness unknown: {freshness.error}"
+    if freshness.newest_age_seconds is None:
+        return "  data     no canary request sample in the window"
+    return (
+        f"  data     newest sample {format_duration(freshness.newest_age_seconds)} ago,"
+        f" {math.floor((freshness.coverage or 0.0) * 100)} % of the window covered"
+    )
 
 
 def render_json(items: Sequence[Mapping[str, Any]]) -> str:
@@ -139,6 +174,8 @@ def render_table(decisions: Sequence[tuple[str, str, Decision]]) -> str:
             f" {format_duration(decision.window.required_seconds)}"
             f"   samples {format_value(decision.samples)}",
         ]
+        if decision.freshness is not None:
+            lines.append(_freshness_line(decision.freshness))
         rows = [("CHECK", "CONDITION", "VALUE", "BOUNDS", "RESULT")]
         for check in (*decision.criteria, *decision.triggers):
             name = check.metric if check.kind == "criterion" else "trigger"

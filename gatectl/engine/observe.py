@@ -17,9 +17,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from gatectl.adapters.prometheus import Sample, single_value
-from gatectl.core.catalog import BUILTIN, SAMPLES_METRIC, Read, batch_query, definition_for
-from gatectl.core.observations import Observation, ObservationSet
+from gatectl.adapters.prometheus import Sample, format_labels, single_value
+from gatectl.core.catalog import (
+    BUILTIN,
+    FRESHNESS_LABEL,
+    SAMPLES_METRIC,
+    Read,
+    batch_query,
+    definition_for,
+    freshness_query,
+    freshness_steps,
+)
+from gatectl.core.observations import Freshness, Observation, ObservationSet
 from gatectl.errors import QueryError
 from gatectl.policy.models import BUILTIN_METRICS, Gate, MetricDefinition
 
@@ -247,7 +256,10 @@ async def observe(
 ) -> dict[str, ObservationSet]:
     """Read every plan's metrics as of ``at``; a failed query is no data, never an exception."""
     reads = {r for plan in plans for r in plan.reads()}
-    values = await _execute(reads, client, at=at, batch=batch, concurrency=concurrency)
+    values, freshness = await asyncio.gather(
+        _execute(reads, client, at=at, batch=batch, concurrency=concurrency),
+        _read_freshness(plans, client, at=at, concurrency=concurrency),
+    )
     observed: dict[str, ObservationSet] = {}
     for plan in plans:
         canary = {
@@ -259,5 +271,57 @@ async def observe(
             m: _observation(m, d, plan, "baseline", values) for m, d in plan.baseline.items()
         }
         samples = _observation(SAMPLES_METRIC, plan.canary[SAMPLES_METRIC], plan, "canary", values)
-        observed[plan.key] = ObservationSet(canary=canary, samples=samples, baseline=baseline)
+        observed[plan.key] = ObservationSet(
+            canary=canary, samples=samples, baseline=baseline, freshness=freshness[plan.key]
+        )
     return observed
+
+
+async def _read_freshness(
+    plans: Sequence[GatePlan], client: QueryClient, *, at: datetime, concurrency: int
+) -> dict[str, Freshness]:
+    """The canary request series' newest sample and coverage: one query per window for all."""
+    by_window: dict[int, list[GatePlan]] = defaultdict(list)
+    for plan in plans:
+        by_window[max(1, math.floor(plan.window_seconds))].append(plan)
+    limit = asyncio.Semaphore(concurrency)
+    found: dict[str, Freshness] = {}
+
+    async def one(window: int, group: list[GatePlan]) -> None:
+        promql = freshness_query(sorted({p.workflow for p in group}), window_seconds=window)
+        async with limit:
+            answer = await _run(client, promql, at)
+        steps = freshness_steps(window, at=at.timestamp())
+        read = _freshness_by_workflow(answer, at=at, steps=steps)
+        for plan in group:
+            alone = freshness_query([plan.workflow], window_seconds=window)
+            if isinstance(read, QueryError):
+                found[plan.key] = Freshness(query=alone, error=str(read))
+                continue
+            newest, present = read.get(plan.workflow, (None, 0.0))
+            found[plan.key] = Freshness(newest_age_seconds=newest, coverage=present, query=alone)
+
+    await asyncio.gather(*(one(w, g) for w, g in by_window.items()))
+    return found
+
+
+def _freshness_by_workflow(
+    answer: list[Sample] | QueryError, *, at: datetime, steps: int
+) -> dict[str, tuple[float | None, float]] | QueryError:
+    """workflow -> (newest sample's age in seconds, share of the window covered)."""
+    if isinstance(answer, QueryError):
+        return answer
+    newest: dict[str, float] = {}
+    present: dict[str, float] = {}
+    for sample in answer:
+        kind = sample.labels.get(FRESHNESS_LABEL)
+        workflow = sample.labels.get("workflow")
+        if workflow is None or kind not in ("newest", "coverage"):
+            return QueryError(f"unexpected series {format_labels(sample.labels)[:200]}")
+        if not math.isfinite(sample.value):
+            return QueryError(f"{kind} of {workflow[:100]!r} is {sample.value:g}")
+        if kind == "newest":
+            newest[workflow] = max(0.0, at.timestamp() - sample.value)
+        else:
+            present[workflow] = min(1.0, max(0.0, sample.value) / steps)
+    return {w: (newest.get(w), present.get(w, 0.0)) for w in newest.keys() | present.keys()}

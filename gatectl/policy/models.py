@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from gatectl.policy.durations import MAX_POLICY_DURATION, parse_duration
+from gatectl.policy.durations import MAX_POLICY_DURATION, format_duration, parse_duration
 from gatectl.policy.expr import Condition, Trigger, parse_condition, parse_trigger
 
 __all__ = [
@@ -208,6 +208,10 @@ class PrometheusSettings(_Model):
     """``deny``: an answer with warnings (or Thanos-style ``isPartial``) is no data."""
     query_offset: Seconds = 0.0
     """Every query reads as of ``now - query_offset`` (data still being ingested)."""
+    scrape_interval: Seconds = 15.0
+    """How often the workflow's metrics are scraped; a step warms up for two of them."""
+    max_staleness: Seconds = 300.0
+    """Data whose newest canary request sample is older than this is no data (stale)."""
 
     @field_validator("url")
     @classmethod
@@ -242,6 +246,23 @@ class PrometheusSettings(_Model):
             if problem is not None:
                 raise ValueError(problem)
         return value
+
+    @field_validator("scrape_interval", "max_staleness")
+    @classmethod
+    def _freshness_durations(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"must be longer than 0, got {value:g}s")
+        return value
+
+    @model_validator(mode="after")
+    def _staleness_spans_scrapes(self) -> PrometheusSettings:
+        if self.max_staleness < 2 * self.scrape_interval:
+            raise ValueError(
+                f"max_staleness ({format_duration(self.max_staleness)}) must be at least twice"
+                f" scrape_interval ({format_duration(self.scrape_interval)}): between two"
+                " scrapes the data would look stale"
+            )
+        return self
 
     @field_validator("query_offset")
     @classmethod

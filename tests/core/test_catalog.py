@@ -10,6 +10,9 @@ from gatectl.core.catalog import (
     batch_query,
     definition_for,
     escape_label_value,
+    freshness_query,
+    freshness_resolution,
+    freshness_steps,
     regex_alternation,
     render,
 )
@@ -144,3 +147,79 @@ def test_catalog_defines_exactly_the_policy_models_builtin_metrics() -> None:
 
     assert set(BUILTIN) - {SAMPLES_METRIC} == set(BUILTIN_METRICS)
     assert {"reviewer_queue_sla_breach"} == BOOLEAN_METRICS
+
+
+@pytest.mark.parametrize(
+    ("workflow", "track", "expected"),
+    [
+        pytest.param(
+            "x{{track}}",
+            "canary",
+            'x{workflow="x{{track}}",track="canary"}[60s]',
+            id="workflow-named-like-track",
+        ),
+        pytest.param(
+            "x{{window}}",
+            "canary",
+            'x{workflow="x{{window}}",track="canary"}[60s]',
+            id="workflow-named-like-window",
+        ),
+        pytest.param(
+            "{{window}}{{track}}",
+            "baseline",
+            'x{workflow="{{window}}{{track}}",track="baseline"}[60s]',
+            id="workflow-named-like-both",
+        ),
+    ],
+)
+def test_placeholders_are_filled_in_one_pass_so_values_are_never_templates(
+    workflow: str, track: str, expected: str
+) -> None:
+    template = 'x{workflow="{{workflow}}",track="{{track}}"}[{{window}}]'
+    assert render(template, workflow=workflow, window_seconds=60, track=track) == expected
+
+
+def test_freshness_query_for_one_workflow_is_exactly_this() -> None:
+    series = 'workflow_requests_total{workflow="x\\"y",track="canary"}'
+    latest = f"max by (workflow) (timestamp({series}))"
+    assert freshness_query(['x"y'], window_seconds=172800.9) == (
+        f'label_replace({latest} or max_over_time(({latest})[172800s:1728s]), "gatectl_read",'
+        f' "newest", "", "") or label_replace(count_over_time((max by (workflow) ({series}))'
+        '[172800s:1728s]), "gatectl_read", "coverage", "", "")'
+    )
+
+
+def test_freshness_query_for_several_workflows_matches_an_escaped_regex() -> None:
+    query = freshness_query(["b.c", "a"], window_seconds=600)
+    assert query.count('workflow_requests_total{workflow=~"^(a|b\\\\.c)$",track="canary"}') == 3
+    assert query.count("[600s:6s]") == 2
+
+
+@pytest.mark.parametrize(
+    ("window", "resolution"),
+    [
+        pytest.param(0.2, 1, id="under-a-second"),
+        pytest.param(12, 1, id="seconds"),
+        pytest.param(101, 2, id="just-over-100-seconds"),
+        pytest.param(600, 6, id="ten-minutes"),
+        pytest.param(172800, 1728, id="48h"),
+    ],
+)
+def test_freshness_resolution_probes_the_window_about_100_times(
+    window: float, resolution: int
+) -> None:
+    assert freshness_resolution(window) == resolution
+
+
+@pytest.mark.parametrize(
+    ("window", "at", "steps"),
+    [
+        pytest.param(600, 1_800_000_000.0, 101, id="aligned-ends-both-count"),
+        pytest.param(600, 1_800_000_003.0, 100, id="unaligned"),
+        pytest.param(172800, 1_728_000_000.0, 101, id="48h-aligned"),
+        pytest.param(172800, 1_728_000_100.0, 100, id="48h-unaligned"),
+        pytest.param(0.5, 1_800_000_000.5, 1, id="one-second"),
+    ],
+)
+def test_freshness_steps_counts_the_subquery_instants(window: float, at: float, steps: int) -> None:
+    assert freshness_steps(window, at=at) == steps

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
+
 from gatectl.adapters.prometheus import Sample
+from gatectl.core.catalog import freshness_query, freshness_steps
+from gatectl.core.observations import Freshness
 from gatectl.engine.observe import observe, plan_gate
 from gatectl.errors import QueryError
 from gatectl.policy import Gate, GateSpec
@@ -96,7 +100,8 @@ def test_batched_reads_split_by_workflow_and_missing_workflow_is_no_data() -> No
         }
     )
     observed = run([gate("a"), gate("b"), gate("c")], client, batch=True)
-    assert len(client.queries) == 3
+    # exceptions, requests, regressions, and the freshness of all three workflows
+    assert len(client.queries) == 4
     assert all("by (workflow)" in q for q in client.queries)
     assert observed["default/a"].canary["exception_rate"].value == 0.01  # type: ignore[attr-defined]
     assert observed["default/b"].canary["exception_rate"].value == 0.02  # type: ignore[attr-defined]
@@ -114,3 +119,61 @@ def test_baseline_is_read_only_for_relative_conditions_and_on_its_own_track() ->
     plain = Answers({"exceptions": one(1), "requests": one(100), "regressions": one(0)})
     run([gate("b")], plain)
     assert not [q for q in plain.queries if "baseline" in q]
+
+
+def read(workflow: str, kind: str, value: float) -> Sample:
+    return Sample(labels={"workflow": workflow, "gatectl_read": kind}, value=value)
+
+
+def test_freshness_is_one_query_per_window_for_every_workflow_in_it() -> None:
+    steps = freshness_steps(3600, at=AT.timestamp())
+    client = Answers(
+        {
+            "[3600s:36s]": [
+                read("a", "newest", AT.timestamp() - 10),
+                read("a", "coverage", steps / 2),
+                read("b", "newest", AT.timestamp() - 7200),
+                read("b", "coverage", steps + 5),
+            ],
+            "[600s:6s]": [read("c", "newest", AT.timestamp()), read("c", "coverage", 101)],
+        }
+    )
+    plans = [
+        plan_gate(gate("a"), window_seconds=3600),
+        plan_gate(gate("b"), window_seconds=3600.7),
+        plan_gate(gate("c"), window_seconds=600),
+        plan_gate(gate("d"), window_seconds=600),
+    ]
+    observed = asyncio.run(observe(plans, client, at=AT, batch=True))
+    assert len([q for q in client.queries if "gatectl_read" in q]) == 2
+    assert {k: v.freshness for k, v in observed.items()} == {
+        "default/a": Freshness(10.0, 0.5, freshness_query(["a"], window_seconds=3600)),
+        "default/b": Freshness(7200.0, 1.0, freshness_query(["b"], window_seconds=3600)),
+        "default/c": Freshness(0.0, 1.0, freshness_query(["c"], window_seconds=600)),
+        # No canary request series at all: no newest sample, nothing covered.
+        "default/d": Freshness(None, 0.0, freshness_query(["d"], window_seconds=600)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        pytest.param(QueryError("HTTP 503: overloaded"), "HTTP 503: overloaded", id="failed"),
+        pytest.param(
+            [Sample(labels={"workflow": "a"}, value=1.0)],
+            'unexpected series {workflow="a"}',
+            id="series-without-its-read-label",
+        ),
+        pytest.param(
+            [read("a", "newest", float("nan"))], "newest of 'a' is nan", id="not-a-number"
+        ),
+    ],
+)
+def test_a_freshness_answer_that_cannot_be_read_is_an_error_for_every_gate_in_it(
+    answer: list[Sample] | QueryError, error: str
+) -> None:
+    client = Answers({"gatectl_read": answer})
+    observed = run([gate("a"), gate("b")], client)
+    for key in ("default/a", "default/b"):
+        freshness = observed[key].freshness  # type: ignore[attr-defined]
+        assert (freshness.error, freshness.newest_age_seconds) == (error, None)
