@@ -1,14 +1,16 @@
 """The human side of the controller: ``gatectl status | approve | reset | pause | resume``.
 
 Each works on Kubernetes (annotations on the ReleaseGate, read back from its
-status) or, with ``--state-file``, on file mode's state file (under its lock,
-so the running controller never loses the request).
+status) or, with ``--state-file``, on file mode's state store (one transaction
+per request, so the running controller never loses it). A gate whose stored
+state cannot be trusted is shown held, with the reason, and cannot be approved.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -83,19 +85,31 @@ def _now() -> str:
 
 
 def _file_entry(args: argparse.Namespace, change: Any) -> None:
-    from gatectl.engine.filestate import StateFile
+    """Edit one gate's requests in the state store, in one transaction.
 
-    state = StateFile(args.state_file)
+    ``change(requests, stored)`` edits the requests dict in place (it starts
+    empty when the stored one is damaged) and may return a hold record to keep.
+    """
+    from gatectl.core.statecheck import canonical
+    from gatectl.engine.statestore import StateStore
+    from gatectl.engine.stored import describe
+
+    if not os.path.exists(args.state_file):
+        raise UsageError(f"{args.state_file}: no state store here (has `gatectl run` run?)")
+    state = StateStore(args.state_file)
     key = args.gate if "/" in args.gate else f"{args.namespace}/{args.gate}"
+    try:
+        journal = state.journal([key]).get(key, [])
 
-    def edit(data: dict[str, Any]) -> None:
-        gates = data.get("gates", {})
-        if key not in gates:
-            known = ", ".join(sorted(gates)) or "none yet"
-            raise UsageError(f"no gate {key} in {args.state_file} (known: {known})")
-        change(gates[key])
+        def edit(row: Any) -> tuple[dict[str, Any], str | None]:
+            stored = describe(row, journal, file=state.name, now=datetime.now(UTC))
+            requests = dict(stored.requests)
+            hold = change(requests, stored)
+            return requests, canonical(hold) if hold else None
 
-    state.update(edit)
+        state.update_requests(key, edit)
+    finally:
+        state.close()
 
 
 # -- Kubernetes -------------------------------------------------------------------------------
@@ -133,13 +147,17 @@ def _kube_status(args: argparse.Namespace) -> Mapping[str, Any]:
 def _approve(args: argparse.Namespace) -> int:
     by, at = _who(args.by), _now()
     if args.state_file:
+        said: list[str] = []
 
-        def change(entry: dict[str, Any]) -> None:
-            step = args.step or int((entry.get("status") or {}).get("step", 0)) + 1
-            entry.setdefault("requests", {})["approve"] = {"step": step, "by": by, "at": at}
-            print(f"approved {args.gate}: promotion into step {step} (by {by})")
+        def change(requests: dict[str, Any], stored: Any) -> None:
+            if stored.held:
+                raise UsageError(f"{stored.held}; approving it does nothing until it is reset")
+            step = args.step or int(stored.status.get("step", 0)) + 1
+            requests["approve"] = {"step": step, "by": by, "at": at}
+            said.append(f"approved {args.gate}: promotion into step {step} (by {by})")
 
         _file_entry(args, change)
+        print(*said)
         return 0
     from gatectl.engine.kubestore import ANNOTATIONS
 
@@ -160,8 +178,13 @@ def _reset(args: argparse.Namespace) -> int:
     by, token = _who(args.by), _now()
     if args.state_file:
 
-        def change(entry: dict[str, Any]) -> None:
-            entry.setdefault("requests", {})["reset"] = {"token": token, "by": by}
+        def change(requests: dict[str, Any], stored: Any) -> dict[str, Any] | None:
+            previous = (requests.get("reset") or {}).get("token")
+            requests["reset"] = {"token": token, "by": by}
+            if stored.held and stored.hold is None:
+                # The controller has not recorded this hold yet: this reset is newer.
+                return {"message": stored.held, "resetToken": previous, "since": token}
+            return None
 
         _file_entry(args, change)
     else:
@@ -175,8 +198,8 @@ def _reset(args: argparse.Namespace) -> int:
 def _pause(args: argparse.Namespace) -> int:
     if args.state_file:
 
-        def change(entry: dict[str, Any]) -> None:
-            entry.setdefault("requests", {})["paused"] = args.paused
+        def change(requests: dict[str, Any], stored: Any) -> None:
+            requests["paused"] = args.paused
 
         _file_entry(args, change)
     else:
@@ -231,13 +254,25 @@ def _status(args: argparse.Namespace) -> int:
 
     now = datetime.now(UTC)
     rows: list[tuple[str, str, Mapping[str, Any]]] = []
+    held: list[str] = []
     if args.state_file:
-        from gatectl.engine.filestate import StateFile
+        from gatectl.engine.statestore import StateStore
+        from gatectl.engine.stored import stored_gates
 
-        data = StateFile(args.state_file).read()
-        for key, entry in sorted(data.get("gates", {}).items()):
-            namespace, _, name = key.partition("/")
-            rows.append((namespace, name, entry.get("status") or {}))
+        state = StateStore(args.state_file, readonly=True)
+        try:
+            for stored in stored_gates(state, now=now):
+                namespace, _, name = stored.key.partition("/")
+                rows.append((namespace, name, stored.status))
+                held += [stored.held] if stored.held else []
+        finally:
+            state.close()
+        if state.legacy:
+            print(
+                f"gatectl: {args.state_file} is a JSON state file of the previous format;"
+                " `gatectl run` migrates it",
+                file=sys.stderr,
+            )
     else:
         gates = _gates(args)
         listed = gates.list(namespace=None if args.all_namespaces else args.namespace)
@@ -250,4 +285,6 @@ def _status(args: argparse.Namespace) -> int:
         print("no gates", file=sys.stderr)
     else:
         print(render_status_table(rows, now=now))
+    for message in held:
+        print(f"gatectl: {message}", file=sys.stderr)
     return 0

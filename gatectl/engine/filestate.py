@@ -1,11 +1,9 @@
-"""The state file of file mode: one JSON document, replaced atomically, edited under a lock.
+"""File mode's files: the traffic file written atomically, the leader lock, safe reads.
 
-A write goes to a temporary file in the same directory, is flushed and
-fsynced, then renamed over the old file (and the directory fsynced), so a
-crash at any instant leaves the old state or the new one, never a torn file.
-Read-modify-write cycles hold ``FILE.lock`` (``flock``), so the controller and
-``gatectl approve`` never lose each other's changes. ``FILE.leader`` is held
-by the one controller process that may act.
+``atomic_write_json`` writes a file so that readers see the old or the new
+one, never a torn file (the ``file`` actuator's traffic file). ``FILE.leader``
+is held by the one controller process that may act on a state store
+(``statestore``). Reads never wait on a FIFO or a device.
 """
 
 from __future__ import annotations
@@ -14,17 +12,30 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from gatectl.errors import UsageError
+from gatectl.core.statecheck import Traffic, traffic_from_text
 
-__all__ = ["LeaderLock", "StateFile", "atomic_write_json"]
+__all__ = [
+    "FILE_KINDS",
+    "LeaderLock",
+    "atomic_write_json",
+    "fsync_dir",
+    "read_regular",
+    "read_traffic",
+]
 
-T = TypeVar("T")
-FORMAT_VERSION = 1
+FILE_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+"""How a path that is not a regular file is named in messages."""
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
@@ -43,6 +54,11 @@ def atomic_write_json(path: Path, payload: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    fsync_dir(directory)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -50,54 +66,30 @@ def atomic_write_json(path: Path, payload: Any) -> None:
         os.close(dir_fd)
 
 
-class StateFile:
-    """``{"version": 1, "gates": {KEY: {"status": {...}, "requests": {...}}}}``."""
+def read_regular(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of a regular file; never waits on a FIFO or a device."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise IsADirectoryError(
+                f"not a regular file ({FILE_KINDS.get(stat.S_IFMT(mode), '?')})"
+            )
+        with open(fd, "rb", closefd=False) as handle:
+            return handle.read(limit)
+    finally:
+        os.close(fd)
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
 
-    def read(self) -> dict[str, Any]:
-        """The whole document (an empty one when the file does not exist yet)."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {"version": FORMAT_VERSION, "gates": {}}
-        except OSError as exc:
-            raise UsageError(f"cannot read state file {self.path}: {exc.strerror}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(
-                f"state file {self.path} is not valid JSON (line {exc.lineno}): {exc.msg}"
-            ) from None
-        if not isinstance(data, dict) or not isinstance(data.get("gates"), dict):
-            raise UsageError(f"state file {self.path} is not a gatectl state file")
-        return data
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-    def update(self, change: Callable[[dict[str, Any]], T]) -> T:
-        """Read, apply ``change`` (which edits the document in place), write atomically."""
-        with self._locked():
-            data = self.read()
-            result = change(data)
-            atomic_write_json(self.path, data)
-            return result
-
-    def gate(self, data: dict[str, Any], key: str) -> dict[str, Any]:
-        """The entry of ``key`` in ``data``, created empty when missing."""
-        gates: dict[str, Any] = data.setdefault("gates", {})
-        entry: dict[str, Any] = gates.setdefault(key, {})
-        return entry
+def read_traffic(path: str | os.PathLike[str]) -> Traffic:
+    """What a ``file`` actuator's file shows: its share, or missing, or unreadable."""
+    try:
+        raw = read_regular(Path(path), 65536)
+    except FileNotFoundError:
+        return Traffic("missing")
+    except OSError:
+        return Traffic("unreadable")
+    return traffic_from_text(raw.decode("utf-8", "replace"))
 
 
 class LeaderLock:

@@ -61,7 +61,12 @@ def _file_mode(
         raise UsageError(f"--policies {args.policies}: no such file or directory")
     store = FileStore(args.policies, args.state_file)
     lock = LeaderLock(args.state_file)
-    return store, Actuators(), _Leadership(lock.try_acquire, lock.release), lambda: True
+
+    def release() -> None:
+        lock.release()
+        store.close()
+
+    return store, Actuators(), _Leadership(lock.try_acquire, release), lambda: True
 
 
 def _kube_mode(

@@ -1,32 +1,69 @@
 """Where gates and their status live: the Store interface and file mode's implementation.
 
 The controller only sees ``Store``: list the gates (each valid, or invalid
-with its message), write one gate's status (``ConflictError`` when it changed
-underneath), record an event. File mode reads policies from a directory and
-keeps status in one state file; Kubernetes mode (``kubestore``) reads
-ReleaseGate objects and writes their ``status`` subresource.
+with its message, or held because its stored state cannot be trusted), write
+one gate's status (``ConflictError`` when it changed underneath), record an
+event. File mode reads policies from a directory and keeps status in the
+SQLite state store (``filestate``), trusting a stored status only after it
+was judged (``stored``); Kubernetes mode (``kubestore``) reads ReleaseGate
+objects and writes their ``status`` subresource.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from gatectl.core.statecheck import (
+    Hold,
+    Traffic,
+    canonical,
+    checksum,
+    journal_record,
+    record_steps,
+    same_step,
+    status_problem_free,
+)
 from gatectl.core.status import GateRequests
 from gatectl.core.timeparse import format_time
-from gatectl.engine.filestate import StateFile
+from gatectl.engine.filestate import read_traffic
+from gatectl.engine.statestore import Row, StateStore
+from gatectl.engine.stored import (
+    held_view,
+    hold_record,
+    judge_row,
+    label,
+    read_journal,
+    read_requests,
+    released_status,
+)
+from gatectl.errors import GatectlError
 from gatectl.policy import load_policies
 from gatectl.policy.models import Gate
 
-__all__ = ["FileStore", "GateEntry", "Store", "requests_from_mapping"]
+__all__ = ["FileStore", "GateEntry", "Held", "Store", "requests_from_mapping"]
 
 log = logging.getLogger("gatectl.controller")
-EVENT_LIMIT = 200
+_Loaded = tuple[str, str, Gate | None, str | None]
+_Files = tuple[tuple[str, float, int], ...]
+
+
+@dataclass(frozen=True)
+class Held:
+    """A gate whose stored state is not trusted: not evaluated; traffic never moves up."""
+
+    message: str
+    share: float | None
+    """The share it is held at (``None``: no record of it; traffic is left where it is)."""
+    lower_to: float | None = None
+    """Traffic must go down to this (it shows more than the last safe share)."""
+    new: bool = True
+    """The problem is reported for the first time: log it, record an event."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +79,8 @@ class GateEntry:
     requests: GateRequests = field(default_factory=GateRequests)
     handle: Any = None
     """Store-specific: the Kubernetes object (with its resourceVersion)."""
+    held: Held | None = None
+    """File mode: the stored state failed its checks; the gate is held until a reset."""
 
 
 class Store(Protocol):
@@ -56,17 +95,16 @@ class Store(Protocol):
         ...
 
     def record_event(self, entry: GateEntry, *, reason: str, message: str, warning: bool) -> None:
-        """Tell people that something changed (Kubernetes Event, or the state file's log)."""
+        """Tell people that something changed (Kubernetes Event, or the state store's log)."""
         ...
 
 
 def requests_from_mapping(body: Mapping[str, Any]) -> GateRequests:
-    """File-mode requests (``approve``/``reset``/``pause`` written by the CLI)."""
+    """File-mode requests (``approve``/``reset``/``pause`` written by the CLI), validated."""
     approve = body.get("approve") or {}
     reset = body.get("reset") or {}
-    step = approve.get("step")
     return GateRequests(
-        approved_step=int(step) if step is not None else None,
+        approved_step=approve.get("step"),
         approved_by=approve.get("by"),
         approved_at=approve.get("at"),
         reset_token=reset.get("token"),
@@ -75,18 +113,60 @@ def requests_from_mapping(body: Mapping[str, Any]) -> GateRequests:
     )
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _load_each(files: _Files) -> tuple[list[Gate], list[tuple[str | None, str]]]:
+    """File by file, so that a loader bug stops only the file that triggers it."""
+    gates: list[Gate] = []
+    problems: list[tuple[str | None, str]] = []
+    seen: set[str] = set()
+    for file, _, _ in files:
+        try:
+            result = load_policies([file])
+        except Exception as exc:
+            problems.append((file, f"{file}: cannot be loaded (a bug): {type(exc).__name__}"))
+            continue
+        problems += [(p.file, p.render()) for p in result.problems]
+        for gate in result.gates:
+            if gate.key in seen:
+                problems.append((file, f"{file}: duplicate gate {gate.key!r}"))
+                continue
+            seen.add(gate.key)
+            gates.append(gate)
+    return gates, problems
+
+
 class FileStore:
-    """Policies from a directory, status in an atomically replaced JSON state file."""
+    """Policies from a directory; status in the SQLite state store, judged before it is used.
+
+    Reads are incremental: the first pass reads every row; later passes read
+    only the rows another process (``gatectl approve``…) changed, so a pass
+    costs O(changed gates), and a write O(1).
+    """
 
     def __init__(
-        self, policies: str | os.PathLike[str], state_file: str | os.PathLike[str]
+        self,
+        policies: str | os.PathLike[str],
+        state_file: str | os.PathLike[str],
+        *,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.policies = Path(policies)
-        self.state = StateFile(state_file)
-        self._cache_key: tuple[tuple[str, float, int], ...] | None = None
-        self._loaded: list[tuple[str, str, Gate | None, str | None]] = []
+        self.state = StateStore(state_file)
+        self.clock = clock
+        self._cache_key: _Files | None = None
+        self._loaded: list[_Loaded] = []
+        self._version: int | None = None
+        self._rows: dict[str, Row] = {}
+        self._journal: dict[str, list[Any]] = {}
+        self._verdicts: dict[str, tuple[tuple[int, int], Any]] = {}
+        self._reported: dict[str, str] = {}
 
-    def _policy_files(self) -> tuple[tuple[str, float, int], ...]:
+    # -- policies -----------------------------------------------------------------------------
+
+    def _policy_files(self) -> _Files:
         if self.policies.is_file():
             files = [self.policies]
         else:
@@ -97,73 +177,208 @@ class FileStore:
         for path in files:
             try:
                 st = path.stat()
-            except FileNotFoundError:
+            except OSError:
                 continue
             stats.append((str(path), st.st_mtime, st.st_size))
         return tuple(stats)
 
-    def _load(self) -> list[tuple[str, str, Gate | None, str | None]]:
+    def _load(self) -> list[_Loaded]:
         key = self._policy_files()
         if key == self._cache_key:
             return self._loaded
-        result = load_policies([str(self.policies)])
-        loaded: list[tuple[str, str, Gate | None, str | None]] = [
-            (g.namespace, g.name, g, None) for g in result.gates
-        ]
-        known = {(g.namespace, g.name) for g in result.gates}
-        for problem in result.problems:
-            name = Path(problem.file).stem if problem.file else "policies"
+        try:
+            result = load_policies([str(self.policies)])
+            gates, problems = result.gates, [(p.file, p.render()) for p in result.problems]
+        except Exception:
+            log.exception("loading %s failed (a bug); loading its files one by one", self.policies)
+            gates, problems = _load_each(key)
+        loaded: list[_Loaded] = [(g.namespace, g.name, g, None) for g in gates]
+        known = {(g.namespace, g.name) for g in gates}
+        by_file: dict[str, list[str]] = {}
+        for file, message in problems:
+            by_file.setdefault(file or "policies", []).append(message)
+        for file, messages in by_file.items():
+            name = Path(file).stem
             if ("default", name) in known:
                 name = f"{name}-invalid"
             known.add(("default", name))
-            loaded.append(("default", name, None, problem.render()))
+            more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
+            loaded.append(("default", name, None, messages[0] + more))
         self._cache_key = key
         self._loaded = loaded
         return loaded
 
+    # -- reading the store --------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Read what changed in the store since the last pass (everything the first time)."""
+        self._follow_file()
+        version = self.state.data_version()
+        if version == self._version:
+            return
+        if self._version is None:
+            self._rows = {row.key: row for row in self.state.rows()}
+            self._journal = self.state.journal()
+        else:
+            stored = self.state.revisions()
+            changed = [
+                k for k, rev in stored.items() if k not in self._rows or self._rows[k].rev != rev
+            ]
+            gone = [k for k in self._rows if k not in stored]
+            for key in gone:
+                del self._rows[key]
+            self._rows.update({row.key: row for row in self.state.rows(changed)})
+            journal = self.state.journal([*changed, *gone])
+            for key in (*changed, *gone):
+                self._journal[key] = journal.get(key, [])
+        self._version = version
+
+    def _follow_file(self) -> None:
+        """The store was deleted or replaced while running: write it again, or read the new one."""
+        try:
+            st = os.stat(self.state.path)
+            identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            identity = None
+        if identity == self.state.identity:
+            return
+        path, name = self.state.path, self.state.name
+        self.state.close()
+        # The WAL beside the path is the old file's: SQLite would replay it into the new one.
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        self.state = StateStore(path)
+        if identity is None:
+            log.warning("%s was deleted while the controller ran: written again from memory", name)
+            self.state.restore(list(self._rows.values()), self._journal)
+        else:
+            log.warning("%s was replaced while the controller ran: reading it again", name)
+        self._version = None
+        self._verdicts.clear()
+
+    def _traffic(self, gate: Gate | None) -> Traffic:
+        traffic = gate.spec.traffic if gate is not None else None
+        if traffic is None or traffic.kind != "file" or not traffic.path:
+            return Traffic()
+        return read_traffic(traffic.path)
+
+    def _verdict(self, key: str, gate: Gate | None, row: Row | None) -> Any:
+        basis = (row.rev if row else 0, id(gate))
+        cached = self._verdicts.get(key)
+        if cached is not None and cached[0] == basis:
+            return cached[1]
+        verdict = judge_row(
+            row,
+            self._journal.get(key, []),
+            traffic=self._traffic(gate),
+            steps=gate.spec.shares if gate is not None else None,
+            now=self.clock(),
+        )
+        self._verdicts[key] = (basis, verdict)
+        return verdict
+
     def list_gates(self) -> list[GateEntry]:
-        """Every policy in the directory, with its status and requests from the state file."""
-        data = self.state.read()
-        gates: Mapping[str, Any] = data.get("gates", {})
+        """Every policy in the directory, with its judged status and requests."""
+        loaded = self._load()
+        try:
+            self._refresh()
+        except GatectlError as exc:
+            return [self._unavailable(item, str(exc)) for item in loaded]
         entries = []
-        for namespace, name, gate, error in self._load():
+        for namespace, name, gate, error in loaded:
             key = f"{namespace}/{name}"
-            stored = gates.get(key) or {}
-            entries.append(
-                GateEntry(
-                    key=key,
-                    namespace=namespace,
-                    name=name,
-                    gate=gate,
-                    error=error,
-                    status=stored.get("status") or {},
-                    requests=requests_from_mapping(stored.get("requests") or {}),
-                )
+            row = self._rows.get(key)
+            verdict = self._verdict(key, gate, row)
+            requests, _ = read_requests(row)
+            entry = GateEntry(
+                key=key,
+                namespace=namespace,
+                name=name,
+                gate=gate,
+                error=error,
+                status=verdict if isinstance(verdict, Mapping) else {},
+                requests=requests_from_mapping(requests),
             )
+            if isinstance(verdict, Hold):
+                entry = self._held(entry, verdict, row)
+            entries.append(entry)
         return entries
 
+    def _held(self, entry: GateEntry, hold: Hold, row: Row | None) -> GateEntry:
+        message = hold.message(file=self.state.name, gate=label(entry.namespace, entry.name))
+        stored = hold_record(row)
+        token = entry.requests.reset_token
+        if stored is not None and token and token != stored.get("resetToken"):
+            return replace(entry, status=released_status(entry.gate, stored, self.clock()))
+        new = (stored or {}).get("message") != message and self._reported.get(entry.key) != message
+        if new:
+            baseline = stored.get("resetToken") if stored is not None else token
+            record = {
+                "message": message,
+                "share": hold.share,
+                "resetToken": baseline,
+                "since": format_time(self.clock()),
+            }
+            try:
+                rev = self.state.write_hold(entry.key, record)
+                self._remember(entry.key, rev, hold=canonical(record))
+                self._verdicts[entry.key] = ((rev, id(entry.gate)), hold)
+            except GatectlError as exc:
+                log.warning("%s (the hold cannot be recorded: %s)", message, exc)
+            self._reported[entry.key] = message
+        held = Held(message=message, share=hold.share, lower_to=hold.lower_to, new=new)
+        since = (stored or {}).get("since")
+        view = held_view(message, share=hold.share, since=since if isinstance(since, str) else None)
+        return replace(entry, status=view, held=held)
+
+    def _unavailable(self, item: _Loaded, problem: str) -> GateEntry:
+        namespace, name, gate, error = item
+        key = f"{namespace}/{name}"
+        message = f"{problem}; every gate is held, traffic left where it is"
+        new = self._reported.get(key) != message
+        self._reported[key] = message
+        held = Held(message=message, share=None, new=new)
+        return GateEntry(key, namespace, name, gate, error, {"phase": "Invalid"}, held=held)
+
+    def _remember(self, key: str, rev: int, **changes: Any) -> None:
+        """Our own write: the cached row follows it, unless another process wrote in between."""
+        old = self._rows.get(key) or Row(key, 0, None, None, None, None, None)
+        if rev != old.rev + 1:
+            self._version = -1  # read the store again at the next pass
+        self._rows[key] = replace(old, rev=rev, **changes)
+
+    # -- writing ------------------------------------------------------------------------------
+
     def write_status(self, entry: GateEntry, status: Mapping[str, Any]) -> GateEntry:
-        """Replace the gate's status in the state file (atomic, under the file lock)."""
-
-        def change(data: dict[str, Any]) -> None:
-            self.state.gate(data, entry.key)["status"] = dict(status)
-
-        self.state.update(change)
-        return replace(entry, status=dict(status))
+        """Replace the gate's status: one transaction, with a journal record if its step moved."""
+        body = dict(status)
+        text = canonical(body)
+        record: str | None = None
+        cached = self._journal.get(entry.key, [])
+        if status_problem_free(body):
+            journal, _ = read_journal(cached)
+            step = journal_record(body)
+            if not journal or not same_step(step, journal[0]):
+                previous = journal[0].get("steps") if journal else None
+                current = entry.gate.spec.shares if entry.gate is not None else None
+                step["steps"] = record_steps(body, current, previous)
+                record = canonical(step)
+        rev = self.state.write_status(
+            entry.key, text, record=record, durable=bool(body.get("pending"))
+        )
+        self._remember(entry.key, rev, status=text, checksum=checksum(text), hold=None)
+        if record is not None:
+            self._journal[entry.key] = [(checksum(record), record), *cached][:3]
+        self._verdicts[entry.key] = ((rev, id(entry.gate)), body)
+        self._reported.pop(entry.key, None)
+        return replace(entry, status=body, held=None)
 
     def record_event(self, entry: GateEntry, *, reason: str, message: str, warning: bool) -> None:
-        """Append to the state file's event log (the last 200 are kept)."""
-        event = {
-            "time": format_time(datetime.now(UTC)),
-            "gate": entry.key,
-            "type": "Warning" if warning else "Normal",
-            "reason": reason,
-            "message": message,
-        }
+        """Append to the state store's event log."""
+        self.state.add_event(
+            gate=entry.key, type_="Warning" if warning else "Normal", reason=reason, message=message
+        )
 
-        def change(data: dict[str, Any]) -> None:
-            events = data.setdefault("events", [])
-            events.append(event)
-            del events[:-EVENT_LIMIT]
-
-        self.state.update(change)
+    def close(self) -> None:
+        """Close the state store."""
+        self.state.close()

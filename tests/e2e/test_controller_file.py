@@ -1,18 +1,20 @@
 """``gatectl run`` in file mode, end to end: a real controller process, a real Prometheus
 scraping a live exporter, second-long windows, crashes, outages and a second controller.
 
-The audit thread reads the state file and the traffic file every 50 ms while the
+The audit thread reads the state store and the traffic file every 50 ms while the
 controller runs, so a step taken twice or taken early is seen even when the
 process is killed before it could say so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -38,7 +40,16 @@ pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 def live() -> Iterator[LiveWorkflows]:
     workflows = {
         name: Traffic()
-        for name in ("walk", "regress", "outage-a", "outage-b", "chaos", "leader", "approve")
+        for name in (
+            "walk",
+            "regress",
+            "outage-a",
+            "outage-b",
+            "chaos",
+            "leader",
+            "approve",
+            "deleted",
+        )
     }
     with LiveWorkflows(workflows) as exporter:
         yield exporter
@@ -109,6 +120,7 @@ spec:
     - critical_regressions > 0
     - reviewer_queue_sla_breach == true
   traffic: {{kind: file, path: "{traffic}"}}
+  prometheus: {{scrape_interval: 1s}}
 {extra}""",
         encoding="utf-8",
     )
@@ -166,12 +178,25 @@ class Controller:
             return str(response.read().decode())
 
 
-def read_status(state: Path, name: str) -> dict[str, Any]:
+def read_row(state: Path, name: str) -> tuple[str, str] | None:
+    """The gate's stored status text and checksum, read as another process would."""
+    if not state.exists():
+        return None
+    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
     try:
-        data = json.loads(state.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return dict((data.get("gates", {}).get(f"default/{name}") or {}).get("status") or {})
+        row = db.execute(
+            "SELECT status, checksum FROM gates WHERE key = ?", (f"default/{name}",)
+        ).fetchone()
+    except sqlite3.OperationalError:  # not created yet
+        return None
+    finally:
+        db.close()
+    return (str(row[0]), str(row[1])) if row and row[0] else None
+
+
+def read_status(state: Path, name: str) -> dict[str, Any]:
+    row = read_row(state, name)
+    return dict(json.loads(row[0])) if row else {}
 
 
 def done(state: Path, name: str) -> bool:
@@ -213,12 +238,10 @@ class Audit:
             self._sample()
 
     def _sample(self) -> None:
-        if self.state.exists():
-            try:
-                json.loads(self.state.read_text(encoding="utf-8"))
-            except json.JSONDecodeError:
-                self.torn_reads += 1
-        status = read_status(self.state, self.name)
+        row = read_row(self.state, self.name)
+        if row is not None and hashlib.sha256(row[0].encode()).hexdigest() != row[1]:
+            self.torn_reads += 1
+        status = json.loads(row[0]) if row else {}
         if status:
             seen = (int(status["step"]), float(status["share"]), str(status["stepStartedAt"]))
             if not self.steps or self.steps[-1] != seen:
@@ -241,7 +264,7 @@ def test_gate_walks_every_step_only_after_each_window(
     prometheus: LocalPrometheus, tmp_path: Path
 ) -> None:
     traffic = write_policy(tmp_path / "policies", "walk")
-    state = tmp_path / "state.json"
+    state = tmp_path / "state.db"
     controller = Controller(tmp_path / "policies", state, prometheus.url).start()
     try:
         with Audit(state, "walk", traffic) as audit:
@@ -272,7 +295,7 @@ def test_regression_falls_back_sticks_and_reset_restarts(
     prometheus: LocalPrometheus, live: LiveWorkflows, tmp_path: Path
 ) -> None:
     traffic = write_policy(tmp_path / "policies", "regress")
-    state = tmp_path / "state.json"
+    state = tmp_path / "state.db"
     controller = Controller(tmp_path / "policies", state, prometheus.url).start()
     try:
         _wait(lambda: read_status(state, "regress").get("step") == 2, timeout=60, what="step 2")
@@ -325,13 +348,61 @@ def test_regression_falls_back_sticks_and_reset_restarts(
         controller.terminate()
 
 
+def _gatectl(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gatectl", *argv], capture_output=True, text=True, check=False
+    )
+
+
+def test_deleted_state_store_keeps_a_fallen_back_gate_at_0_until_reset(
+    prometheus: LocalPrometheus, live: LiveWorkflows, tmp_path: Path
+) -> None:
+    traffic = write_policy(tmp_path / "policies", "deleted")
+    state = tmp_path / "state.db"
+    controller = Controller(tmp_path / "policies", state, prometheus.url).start()
+    try:
+        _wait(lambda: read_share(traffic) == 0.05, timeout=30, what="step 1")
+
+        def regressing() -> bool:
+            live.regression("deleted")
+            return read_status(state, "deleted").get("phase") == "FallenBack"
+
+        _wait(regressing, timeout=20, what="the fallback")
+    finally:
+        controller.terminate()
+    assert read_share(traffic) == 0.0
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state}{suffix}").unlink(missing_ok=True)
+    message = (
+        f"{state}: gate deleted: no stored status, but its traffic file exists; holding at"
+        " share 0 (what its traffic file shows) until `gatectl reset`"
+    )
+    controller = Controller(tmp_path / "policies", state, prometheus.url).start()
+    try:
+        with Audit(state, "deleted", traffic) as audit:
+            _wait(
+                lambda: message in _gatectl("status", "--state-file", str(state)).stderr,
+                timeout=20,
+                what="the hold",
+            )
+        assert audit.shares == [0.0]
+        reset = _gatectl("reset", "deleted", "--state-file", str(state), "--by", "carol")
+        assert reset.returncode == 0, reset.stderr
+        _wait(lambda: read_share(traffic) == 0.05, timeout=20, what="the restart at step 1")
+        assert read_status(state, "deleted")["history"][0]["by"] == "carol"
+    finally:
+        controller.terminate()
+    log = state.with_suffix(f".{controller.metrics_port}.log").read_text()
+    assert log.count(message) == 1  # said once, not every tick
+
+
 def test_prometheus_outage_holds_every_gate_and_promotes_none(
     prometheus: LocalPrometheus, tmp_path: Path
 ) -> None:
     policies = tmp_path / "policies"
     write_policy(policies, "outage-a")
     write_policy(policies, "outage-b", extra="  on_no_data: hold\n")
-    state = tmp_path / "state.json"
+    state = tmp_path / "state.db"
     controller = Controller(policies, state, prometheus.url).start()
     try:
         _wait(
@@ -368,7 +439,7 @@ def test_sigkill_at_random_points_never_double_steps_or_promotes_early(
 ) -> None:
     # A longer window than the others: enough kills land inside every step.
     traffic = write_policy(tmp_path / "policies", "chaos", window=2 * WINDOW)
-    state = tmp_path / "state.json"
+    state = tmp_path / "state.db"
     rng = random.Random(20261122)
     kills = 0
     with Audit(state, "chaos", traffic, window=2 * WINDOW) as audit:
@@ -391,7 +462,7 @@ def test_two_controllers_only_the_lock_holder_acts(
     prometheus: LocalPrometheus, tmp_path: Path
 ) -> None:
     traffic = write_policy(tmp_path / "policies", "leader")
-    state = tmp_path / "state.json"
+    state = tmp_path / "state.db"
     first = Controller(tmp_path / "policies", state, prometheus.url).start()
     _wait(
         lambda: read_status(state, "leader").get("step") == 1, timeout=20, what="first controller"
@@ -429,7 +500,7 @@ def test_approval_waits_for_gatectl_approve(prometheus: LocalPrometheus, tmp_pat
         "approve",
         extra="  owner: team-ops\n  approval: {required_above: 0.2}\n",
     )
-    state = tmp_path / "state.json"
+    state = tmp_path / "state.db"
     controller = Controller(tmp_path / "policies", state, prometheus.url).start()
     try:
         _wait(

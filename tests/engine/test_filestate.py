@@ -1,74 +1,296 @@
-"""The state file: atomic replacement, locked edits, clear errors; the leader lock."""
+"""File mode's state store: O(1) writes, incremental reads, crash atomicity, locks, migration."""
 
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
+import os
+import random
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gatectl.engine.filestate import LeaderLock, StateFile, atomic_write_json
-from gatectl.errors import UsageError
+from gatectl.core.statecheck import Hold, journal_record
+from gatectl.core.status import GateStatus
+from gatectl.engine import statestore
+from gatectl.engine.filestate import LeaderLock, atomic_write_json
+from gatectl.engine.statestore import JOURNAL_KEEP, StateStore
+from gatectl.engine.stored import read_journal, stored_gates
+from gatectl.engine.stores import FileStore, GateEntry
+
+from .fakes import T0
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
-    path = tmp_path / "state.json"
+    path = tmp_path / "share.json"
     atomic_write_json(path, {"a": 1})
     atomic_write_json(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 2}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["share.json"]
 
 
-def test_missing_file_reads_as_empty_state(tmp_path: Path) -> None:
-    assert StateFile(tmp_path / "none.json").read() == {"version": 1, "gates": {}}
+def policies(directory: Path, count: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        (directory / f"g{index}.yaml").write_text(
+            f"apiVersion: gatectl.io/v1alpha1\nkind: ReleaseGate\nmetadata: {{name: g{index}}}\n"
+            "spec:\n  canary_traffic: 0.05\n  steps: [0.05, 0.25, 1.0]\n  promotion_window: 1h\n"
+            '  success_criteria: {exception_rate: "<= 0.04"}\n'
+        )
+    return directory
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        pytest.param("{not json", r"is not valid JSON \(line 1\)", id="torn"),
-        pytest.param("[1, 2]", "is not a gatectl state file", id="wrong-shape"),
-    ],
-)
-def test_bad_state_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "state.json"
-    path.write_text(content)
-    with pytest.raises(UsageError, match=message):
-        StateFile(path).read()
+def status(step: int = 1, share: float = 0.05, **changes: Any) -> dict[str, Any]:
+    body = GateStatus(
+        step=step, share=share, step_started_at=T0, revision="", rollout_started_at=T0
+    ).to_dict()
+    return {**body, **changes}
+
+
+def clock() -> Any:
+    return T0
+
+
+def fill(store: FileStore) -> list[GateEntry]:
+    entries = store.list_gates()
+    for entry in entries:
+        store.write_status(entry, status())
+    return store.list_gates()
+
+
+def statements(store: FileStore, action: Any) -> list[str]:
+    seen: list[str] = []
+    store.state.db.set_trace_callback(seen.append)
+    try:
+        action()
+    finally:
+        store.state.db.set_trace_callback(None)
+    return seen
+
+
+@pytest.mark.parametrize("fleet", [pytest.param(10, id="10-gates"), pytest.param(400, id="400")])
+def test_a_pass_reads_nothing_and_a_write_touches_one_row_whatever_the_fleet(
+    tmp_path: Path, fleet: int
+) -> None:
+    store = FileStore(policies(tmp_path / "p", fleet), tmp_path / "state.db", clock=clock)
+    entries = fill(store)
+    listed = statements(store, store.list_gates)
+    key = entries[3].key
+    written = statements(store, lambda: store.write_status(entries[3], status(inconclusiveCount=2)))
+    stepped = statements(store, lambda: store.write_status(entries[3], status(2, 0.25)))
+    assert listed == ["PRAGMA data_version"]
+    assert [s.split(" (")[0] for s in written] == [
+        "PRAGMA synchronous=NORMAL",
+        "BEGIN IMMEDIATE",
+        "INSERT INTO gates",
+        f"SELECT rev FROM gates WHERE key = '{key}'",
+        "COMMIT",
+    ]
+    assert [s.split(" (")[0].split(" AND ")[0] for s in stepped] == [
+        "PRAGMA synchronous=NORMAL",
+        "BEGIN IMMEDIATE",
+        "INSERT INTO gates",
+        "INSERT INTO journal",
+        f"DELETE FROM journal WHERE gate = '{key}'",
+        f"SELECT rev FROM gates WHERE key = '{key}'",
+        "COMMIT",
+    ]
+    store.close()
+
+
+def test_another_process_write_is_read_back_alone(tmp_path: Path) -> None:
+    store = FileStore(policies(tmp_path / "p", 5), tmp_path / "state.db", clock=clock)
+    fill(store)
+    other = StateStore(tmp_path / "state.db")
+    other.update_requests("default/g2", lambda row: ({"paused": True}, None))
+    other.close()
+    seen = statements(store, store.list_gates)
+    assert any("WHERE key IN ('default/g2')" in s for s in seen), seen
+    assert [e.requests.paused for e in store.list_gates()] == [False, False, True, False, False]
+    store.close()
+
+
+def test_journal_keeps_the_newest_steps_and_only_when_the_step_moves(tmp_path: Path) -> None:
+    store = FileStore(policies(tmp_path / "p", 1), tmp_path / "state.db", clock=clock)
+    (entry,) = store.list_gates()
+    for count in range(3):
+        entry = store.write_status(entry, status(inconclusiveCount=count))
+    pending = {"step": 2, "share": 0.25, "fallenBack": False, "decidedAt": "2026-11-20T12:00:00Z"}
+    for _ in range(JOURNAL_KEEP + 5):
+        entry = store.write_status(entry, status(pending=pending))
+        entry = store.write_status(entry, status())
+    rows = store.state.db.execute("SELECT record FROM journal ORDER BY id").fetchall()
+    assert len(rows) == JOURNAL_KEEP
+    records, problem = read_journal(store.state.journal()["default/g0"])
+    assert problem is None
+    assert records[0] == {**journal_record(status()), "steps": [0.05, 0.25, 1.0]}
+    assert records[1]["pending"] == {"step": 2, "share": 0.25, "fallenBack": False}
+    store.close()
 
 
 def _bump(path: str, times: int) -> None:
-    state = StateFile(path)
+    state = StateStore(path)
     for _ in range(times):
 
-        def change(data: dict[str, object]) -> None:
-            gates = data.setdefault("gates", {})
-            assert isinstance(gates, dict)
-            gates["n"] = int(gates.get("n", 0)) + 1
+        def change(row: Any) -> tuple[dict[str, Any], None]:
+            current = json.loads(row.requests or "{}")
+            return {"n": int(current.get("n", 0)) + 1}, None
 
-        state.update(change)
+        state.update_requests("default/g0", change)
+    state.close()
 
 
-def test_concurrent_locked_updates_lose_nothing(tmp_path: Path) -> None:
-    path = str(tmp_path / "state.json")
+def test_concurrent_request_updates_lose_nothing(tmp_path: Path) -> None:
+    store = FileStore(policies(tmp_path / "p", 1), tmp_path / "state.db", clock=clock)
+    fill(store)
+    path = str(tmp_path / "state.db")
     workers = [multiprocessing.Process(target=_bump, args=(path, 50)) for _ in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=60)
-    assert StateFile(path).read()["gates"]["n"] == 200
+    (row,) = store.state.rows(["default/g0"])
+    assert json.loads(row.requests or "{}") == {"n": 200}
+    store.close()
 
 
-def _hold(path: str, ready: object, release: object) -> None:
-    lock = LeaderLock(path)
-    assert lock.try_acquire()
-    ready.set()  # type: ignore[attr-defined]
-    release.wait(30)  # type: ignore[attr-defined]
+def _write_forever(policy_dir: str, state: str, ready: Any) -> None:
+    store = FileStore(policy_dir, state, clock=clock)
+    entries = store.list_gates()
+    rng = random.Random(os.getpid())
+    ready.set()
+    step = 0
+    while True:
+        step += 1
+        for entry in entries:
+            share = rng.choice([0.05, 0.25, 1.0])
+            body = status([0.05, 0.25, 1.0].index(share) + 1, share, inconclusiveCount=step)
+            if rng.random() < 0.5:
+                body["pending"] = {"step": 1, "share": 0.05, "fallenBack": False}
+            store.write_status(entry, body)
+
+
+def test_sigkill_mid_write_leaves_every_gate_whole_and_trusted(tmp_path: Path) -> None:
+    directory = policies(tmp_path / "p", 20)
+    state = tmp_path / "state.db"
+    rng = random.Random(7)
+    for _ in range(6):
+        ready = multiprocessing.Event()
+        writer = multiprocessing.Process(
+            target=_write_forever, args=(str(directory), str(state), ready)
+        )
+        writer.start()
+        assert ready.wait(30)
+        time.sleep(rng.uniform(0.05, 0.4))
+        os.kill(writer.pid or 0, signal.SIGKILL)
+        writer.join(10)
+        store = FileStore(directory, state, clock=clock)
+        entries = store.list_gates()
+        assert [e.held for e in entries] == [None] * 20, [e.held for e in entries if e.held]
+        assert all(e.status["step"] >= 1 for e in entries)
+        store.close()
+
+
+def test_json_state_file_is_migrated_once_with_a_backup(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.json"
+    document = {
+        "version": 1,
+        "gates": {"default/g0": {"status": status(2, 0.25), "requests": {"paused": True}}},
+        "events": [{"time": "t", "gate": "default/g0", "type": "Normal", "reason": "R"}],
+    }
+    path.write_text(json.dumps(document, indent=1))
+    original = path.read_bytes()
+    viewed = StateStore(path, readonly=True)
+    assert viewed.legacy
+    assert [g.status["step"] for g in stored_gates(viewed, now=T0)] == [2]
+    viewed.close()
+    assert path.read_bytes() == original  # `gatectl status` never migrates
+    with caplog.at_level(logging.WARNING):
+        store = FileStore(policies(tmp_path / "p", 1), path, clock=clock)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: migrated the JSON state file of the previous format (1 gates) to the SQLite"
+        f" state store; the JSON file is kept as {path}.bak"
+    ]
+    assert (tmp_path / "state.json.bak").read_bytes() == original
+    (entry,) = store.list_gates()
+    assert (entry.status["step"], entry.requests.paused, entry.held) == (2, True, None)
+    store.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        StateStore(path).close()
+    assert caplog.records == []
+
+
+def test_store_deleted_while_running_is_written_again_from_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state.db"
+    store = FileStore(policies(tmp_path / "p", 3), state, clock=clock)
+    fill(store)
+    store.write_status(store.list_gates()[1], status(2, 0.25))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state}{suffix}").unlink(missing_ok=True)
+    with caplog.at_level(logging.WARNING):
+        entries = store.list_gates()
+    assert caplog.messages == [
+        f"{state} was deleted while the controller ran: written again from memory"
+    ]
+    assert [(e.status.get("step"), e.held) for e in entries] == [(1, None), (2, None), (1, None)]
+    store.close()
+    again = FileStore(tmp_path / "p", state, clock=clock)
+    assert [(e.status.get("step"), e.held) for e in again.list_gates()] == [
+        (1, None),
+        (2, None),
+        (1, None),
+    ]
+    again.close()
+
+
+def test_store_replaced_by_an_old_backup_is_read_again_and_judged(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    directory = policies(tmp_path / "p", 1)
+    store = FileStore(directory, state, clock=clock)
+    (entry,) = fill(store)
+    store.state.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    backup = tmp_path / "backup.db"
+    backup.write_bytes(state.read_bytes())
+    store.write_status(entry, status(2, 0.25))
+    os.replace(backup, state)
+    (entry,) = store.list_gates()
+    assert entry.status["step"] == 1  # what the file says now, judged as at start
+    store.close()
+
+
+def test_a_hold_is_recorded_once_and_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    directory = policies(tmp_path / "p", 1)
+    store = FileStore(directory, state, clock=clock)
+    fill(store)
+    store.state.db.execute("UPDATE gates SET status = replace(status, '0.05', '0.5')")
+    store.close()
+    store = FileStore(directory, state, clock=clock)
+    (first,) = store.list_gates()
+    (second,) = store.list_gates()
+    store.close()
+    store = FileStore(directory, state, clock=clock)
+    (third,) = store.list_gates()
+    store.close()
+    message = (
+        f"{state}: gate g0: stored status fails its checksum; holding at share 0.05 (last"
+        " committed step) until `gatectl reset`"
+    )
+    assert first.held is not None and first.held.message == message
+    assert [e.held.new for e in (first, second, third) if e.held] == [True, False, False]
 
 
 def test_leader_lock_is_exclusive_and_freed_when_its_holder_dies(tmp_path: Path) -> None:
-    path = str(tmp_path / "state.json")
+    path = str(tmp_path / "state.db")
     ready, release = multiprocessing.Event(), multiprocessing.Event()
     holder = multiprocessing.Process(target=_hold, args=(path, ready, release))
     holder.start()
@@ -79,3 +301,36 @@ def test_leader_lock_is_exclusive_and_freed_when_its_holder_dies(tmp_path: Path)
     holder.join(10)
     assert mine.try_acquire()
     mine.release()
+
+
+def _hold(path: str, ready: Any, release: Any) -> None:
+    lock = LeaderLock(path)
+    assert lock.try_acquire()
+    ready.set()
+    release.wait(30)
+
+
+def test_events_are_kept_to_the_newest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(statestore, "EVENT_KEEP", 5)
+    store = StateStore(tmp_path / "state.db")
+    for index in range(12):
+        store.add_event(gate="default/g", type_="Normal", reason="R", message=str(index))
+    kept = [m for (m,) in store.db.execute("SELECT message FROM events ORDER BY id")]
+    assert kept == ["7", "8", "9", "10", "11"]
+    store.close()
+
+
+def test_hold_is_not_a_status(tmp_path: Path) -> None:
+    # A held gate's listed status is a view for the controller, never written back as state.
+    state = tmp_path / "state.db"
+    directory = policies(tmp_path / "p", 1)
+    store = FileStore(directory, state, clock=clock)
+    fill(store)
+    other = StateStore(state)
+    other.db.execute("DELETE FROM gates")
+    other.close()
+    (entry,) = store.list_gates()
+    assert entry.held is not None and isinstance(entry.status, dict)
+    assert "step" not in entry.status
+    assert not isinstance(entry.status, Hold)
+    store.close()
