@@ -4,7 +4,10 @@ Each is idempotent (applying the same share twice changes nothing) and is
 called before ``status`` records a new step. ``configmap``, ``httproute`` and
 ``deployment`` talk to Kubernetes through a ``ResourceAPI`` (the small dict
 interface of ``gatectl.adapters.kube.Resources``); ``file`` writes a JSON file
-atomically for a router to read; ``none`` only records.
+atomically for a router to read; ``openfeature`` rewrites a flagd flag's
+``fractional`` weights (``gatectl.engine.openfeature``); ``patch`` sets two
+weights in any object by server-side apply (``gatectl.engine.patch``); ``none``
+only records.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from gatectl.core.flagd import FlagFileError
 from gatectl.engine.filestate import atomic_write_json
+from gatectl.engine.openfeature import (
+    apply_feature_flag,
+    apply_flag_configmap,
+    apply_flag_file,
+)
+from gatectl.engine.patch import PatchError, apply_patch
 from gatectl.errors import GatectlError, NotFoundError
 from gatectl.policy.models import Gate, TrafficSettings
 
@@ -23,6 +33,7 @@ __all__ = [
     "Actuators",
     "ResourceAPI",
     "mode_of",
+    "patch_resource",
     "split_replicas",
     "split_weights",
 ]
@@ -52,6 +63,23 @@ class ResourceAPI(Protocol):
     ) -> dict[str, Any]:
         """Patch one object."""
         ...
+
+    def apply(
+        self,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str = "gatectl",
+        force: bool = True,
+    ) -> dict[str, Any]:
+        """Server-side apply to one object."""
+        ...
+
+
+def patch_resource(api_version: str, kind: str) -> str:
+    """The ``resources`` key of the objects ``traffic.kind: patch`` writes."""
+    return f"apply:{api_version}:{kind}"
 
 
 def mode_of(share: float) -> str:
@@ -113,6 +141,11 @@ class Actuators:
                     raise ActuatorError("traffic kind file is for file mode only")
                 self._file(gate, traffic, share)
                 return
+            if traffic.kind == "openfeature" and traffic.flag_source == "file":
+                if self.kubernetes:  # a ReleaseGate never writes the controller's files
+                    raise ActuatorError("openfeature source file is for file mode only")
+                apply_flag_file(traffic, share)
+                return
             if self._resources is None:
                 raise ActuatorError(
                     f"traffic kind {traffic.kind} needs Kubernetes (gatectl run --kubernetes)"
@@ -129,10 +162,21 @@ class Actuators:
                 self._httproute(traffic, share, namespace)
             elif traffic.kind == "deployment":
                 self._deployment(traffic, share, namespace)
+            elif traffic.kind == "openfeature" and traffic.flag_source == "configmap":
+                apply_flag_configmap(self._api("configmaps"), traffic, share, namespace)
+            elif traffic.kind == "openfeature":
+                apply_feature_flag(self._api("featureflags"), traffic, share, namespace)
+            elif traffic.kind == "patch":
+                assert traffic.target is not None
+                key = patch_resource(traffic.target.api_version, traffic.target.kind)
+                apply_patch(self._api(key), traffic, share, namespace)
         except ActuatorError:
             raise
+        except (FlagFileError, PatchError) as exc:
+            raise ActuatorError(str(exc)) from exc
         except GatectlError as exc:
-            raise ActuatorError(f"{traffic.kind} {traffic.name or traffic.path}: {exc}") from exc
+            what = traffic.target.name if traffic.target else traffic.name or traffic.path
+            raise ActuatorError(f"{traffic.kind} {what}: {exc}") from exc
         except OSError as exc:
             raise ActuatorError(f"file {traffic.path}: {exc.strerror or exc}") from exc
 

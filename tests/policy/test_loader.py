@@ -576,7 +576,7 @@ BAD: list[object] = [
     P(
         BARE + "  traffic: {kind: istio}\n",
         f"6: {_W}.traffic.kind: must be one of 'configmap', 'httproute', 'deployment', 'file',"
-        " 'none', got 'istio'",
+        " 'openfeature', 'patch', 'none', got 'istio'",
         id="traffic-kind-unknown",
     ),
     P(
