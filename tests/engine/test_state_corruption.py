@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 
 from gatectl.cli.main import main
-from gatectl.core.statecheck import canonical, checksum
 from gatectl.core.status import GateStatus
 from gatectl.engine.filestate import atomic_write_json
 from gatectl.engine.stores import FileStore
@@ -161,6 +160,8 @@ def json_remove(field: str) -> Callable[[Setup], None]:
 
 def rewrite_consistently(setup: Setup) -> None:
     """A status and checksum rewritten together (by hand, or a restored backup): step 3, 100 %."""
+    from gatectl.core.statecheck import canonical, checksum
+
     body = {**status_at("step2"), "step": 3, "share": 1.0}
     text = canonical(body)
     setup.sql("UPDATE gates SET status = ?, checksum = ?", text, checksum(text))
