@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import sqlite3
@@ -28,7 +27,8 @@ from typing import Any
 
 from gatectl.core.statecheck import canonical, checksum
 from gatectl.core.timeparse import format_time
-from gatectl.engine.filestate import FILE_KINDS, fsync_dir, read_regular
+from gatectl.engine.filestate import FILE_KINDS, read_regular
+from gatectl.engine.statemigrate import fill_from_legacy, migrate, read_legacy
 from gatectl.errors import UsageError
 
 __all__ = ["EVENT_KEEP", "FORMAT_VERSION", "JOURNAL_KEEP", "Row", "StateStore"]
@@ -39,7 +39,6 @@ JOURNAL_KEEP = 20
 """Journal records kept per gate (the newest decide; older ones are history)."""
 EVENT_KEEP = 1000
 _SQLITE = b"SQLite format 3\x00"
-_LEGACY_MAX = 1 << 30
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS gates (
@@ -148,12 +147,19 @@ class StateStore:
         if kind == "json":
             if self.readonly:
                 self._db = self._connect(":memory:")
-                _fill_from_legacy(self._db, self._legacy())
+                data = read_legacy(self.path, self.name)
+                fill_from_legacy(self._db, data, schema=_SCHEMA, event_keep=EVENT_KEEP)
                 self.legacy = True
                 return
             with self._locked():
                 if self._kind() == "json":
-                    self._migrate()
+                    self.migrated_from = migrate(
+                        self.path,
+                        self.name,
+                        schema=_SCHEMA,
+                        version=FORMAT_VERSION,
+                        event_keep=EVENT_KEEP,
+                    )
         if kind == "empty":
             log.warning("%s is empty: no gate has a stored state", self.name)
         if not self.readonly:
@@ -212,57 +218,6 @@ class StateStore:
                 yield
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-    def _legacy(self) -> Mapping[str, Any]:
-        try:
-            raw = read_regular(self.path, _LEGACY_MAX)
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            data = None
-        except json.JSONDecodeError as exc:
-            raise self._fail(
-                f"a JSON state file of the previous format, not valid JSON (line {exc.lineno}):"
-                f" {exc.msg}; move it away to start afresh: see docs/operator.md, file mode"
-            ) from None
-        except OSError as exc:
-            raise self._fail(f"cannot read the state store: {exc.strerror or exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("gates"), dict):
-            raise self._fail(
-                'not a gatectl state file (a JSON state file needs a "gates" object);'
-                " move it away to start afresh: see docs/operator.md, file mode"
-            )
-        return data
-
-    def _migrate(self) -> None:
-        """Turn the JSON state file into the SQLite store, keeping the JSON as a backup."""
-        data = self._legacy()
-        suffix = ".bak" if self.path.name.endswith(".json") else ".json.bak"
-        backup = self.path.with_name(self.path.name + suffix)
-        tmp = self.path.with_name(f".{self.path.name}.migrating")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        db = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-            db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT_VERSION,))
-            _fill_from_legacy(db, data)
-        finally:
-            db.close()
-        with open(backup, "wb") as handle:
-            handle.write(read_regular(self.path, _LEGACY_MAX))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
-        self.migrated_from = backup
-        log.warning(
-            "%s: migrated the JSON state file of the previous format (%d gates) to the"
-            " SQLite state store; the JSON file is kept as %s",
-            self.name,
-            len(data["gates"]),
-            backup,
-        )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -439,39 +394,3 @@ class StateStore:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             self._db = None
-
-
-def _fill_from_legacy(db: sqlite3.Connection, data: Mapping[str, Any]) -> None:
-    """Rows from a JSON state file of the previous format, as they were (checked on read).
-
-    No journal is written: a migrated status is checked against its gate's steps
-    and traffic file when first read, as nothing else records its rollout.
-    """
-    db.executescript(_SCHEMA)
-    now = _now()
-    db.execute("BEGIN")
-    for key, stored in data["gates"].items():
-        entry = stored if isinstance(stored, dict) else {"status": stored}
-        status = entry.get("status")
-        requests = entry.get("requests")
-        status_text = canonical(status) if status is not None else None
-        requests_text = canonical(requests) if requests is not None else None
-        db.execute(
-            "INSERT INTO gates (key, rev, checksum, requests_checksum, updated_at, requests,"
-            " status) VALUES (?, 1, ?, ?, ?, ?, ?)",
-            (
-                str(key),
-                checksum(status_text) if status_text is not None else None,
-                checksum(requests_text) if requests_text is not None else None,
-                now,
-                requests_text,
-                status_text,
-            ),
-        )
-    for event in (data.get("events") or [])[-EVENT_KEEP:]:
-        if isinstance(event, dict):
-            db.execute(
-                "INSERT INTO events (time, gate, type, reason, message) VALUES (?, ?, ?, ?, ?)",
-                tuple(str(event.get(k, "")) for k in ("time", "gate", "type", "reason", "message")),
-            )
-    db.execute("COMMIT")
