@@ -23,6 +23,8 @@ from typing import Any
 from gatectl.adapters.exposition import Recorder
 from gatectl.adapters.serving import serve
 from gatectl.engine.actuators import Actuators, ResourceAPI
+from gatectl.engine.audit import AuditLog, FileSink, Sink, StdoutSink
+from gatectl.engine.credentials import KubeSecretReader, ObjectReader
 from gatectl.engine.filestate import LeaderLock
 from gatectl.engine.reconcile import ClientPool, Controller
 from gatectl.engine.stores import FileStore, Store
@@ -34,14 +36,62 @@ __all__ = ["JsonFormatter", "command", "run_loop"]
 log = logging.getLogger("gatectl.controller")
 
 
-def _headers(values: list[str]) -> dict[str, str]:
+def _headers(values: list[str], *, flag: str = "--prometheus-header") -> dict[str, str]:
     headers = {}
     for value in values:
         name, sep, content = value.partition(":")
         if not sep or not name.strip():
-            raise UsageError(f"--prometheus-header {value!r}: expected 'Name: value'")
+            raise UsageError(f"{flag} {value[:40]!r}: expected 'Name: value'")
         headers[name.strip()] = content.strip()
     return headers
+
+
+def _identity(args: argparse.Namespace) -> str:
+    """Who this controller is: ``--identity``, else ``$POD_NAME``, else the host name (+ pid)."""
+    if args.identity or os.environ.get("POD_NAME"):
+        return str(args.identity or os.environ["POD_NAME"])
+    host = socket.gethostname()
+    return f"{host}-{os.getpid()}" if args.kubernetes else host
+
+
+def _audit(args: argparse.Namespace, recorder: Recorder) -> AuditLog | None:
+    """The decision log's sinks and buffer from the flags (file mode: a file by default)."""
+    path = args.audit_log
+    if path is None and not args.kubernetes and args.state_file:
+        path = f"{args.state_file}.audit.jsonl"
+    sinks: list[Sink] = []
+    if path:
+        sinks.append(FileSink(path))
+    if args.audit_stdout:
+        sinks.append(StdoutSink())
+    if args.audit_url:
+        from gatectl.adapters.cloudevents import HttpSink
+        from gatectl.errors import QueryError
+
+        try:
+            sinks.append(
+                HttpSink(
+                    args.audit_url,
+                    source=args.audit_source,
+                    headers=_headers(args.audit_header, flag="--audit-header"),
+                )
+            )
+        except QueryError as exc:
+            raise UsageError(f"--audit-header: {exc}") from None
+    if not sinks:
+        log.warning(
+            "no audit sink: decisions are not recorded (--audit-log, --audit-stdout, --audit-url)"
+        )
+        return None
+    buffer = args.audit_buffer or (f"{path}.buffer" if path else None)
+    if buffer is None:
+        raise UsageError(
+            "--audit-stdout and --audit-url need --audit-buffer DIR (a directory that survives"
+            " a restart, where records wait for their sinks)"
+        )
+    return AuditLog(
+        buffer, sinks=sinks, capacity=args.audit_buffer_mib * 1024 * 1024, metrics=recorder
+    )
 
 
 class _Leadership:
@@ -54,7 +104,7 @@ class _Leadership:
 
 def _file_mode(
     args: argparse.Namespace,
-) -> tuple[Store, Actuators, _Leadership, Callable[[], bool]]:
+) -> tuple[Store, Actuators, _Leadership, Callable[[], bool], ObjectReader | None]:
     if not args.state_file:
         raise UsageError("--policies needs --state-file FILE (where state is kept)")
     if not os.path.exists(args.policies):
@@ -66,17 +116,20 @@ def _file_mode(
         lock.release()
         store.close()
 
-    return store, Actuators(), _Leadership(lock.try_acquire, release), lambda: True
+    return store, Actuators(), _Leadership(lock.try_acquire, release), lambda: True, None
 
 
 def _kube_mode(
     args: argparse.Namespace, stop: threading.Event
-) -> tuple[Store, Actuators, _Leadership, Callable[[], bool]]:
+) -> tuple[Store, Actuators, _Leadership, Callable[[], bool], ObjectReader | None]:
     from gatectl.adapters.kube.client import (
         CONFIGMAPS,
         DEPLOYMENTS,
+        FEATUREFLAGS,
         HTTPROUTES,
+        SECRETS,
         Resources,
+        discover_kind,
         load_api_client,
     )
     from gatectl.adapters.kube.leader import LeaderElector
@@ -86,9 +139,17 @@ def _kube_mode(
     store = KubeStore(api, namespaces=args.namespace, label_selector=args.selector)
     store.sync()
     store.start(stop)
-    kinds = {"configmaps": CONFIGMAPS, "deployments": DEPLOYMENTS, "httproutes": HTTPROUTES}
+    kinds = {
+        "configmaps": CONFIGMAPS,
+        "deployments": DEPLOYMENTS,
+        "httproutes": HTTPROUTES,
+        "featureflags": FEATUREFLAGS,
+    }
 
     def resources(kind: str) -> ResourceAPI:
+        if kind not in kinds and kind.startswith("apply:"):  # "apply:API_VERSION:KIND"
+            _, api_version, object_kind = kind.split(":", 2)
+            kinds[kind] = discover_kind(api, api_version, object_kind)
         return Resources(api, kinds[kind])
 
     actuators = Actuators(
@@ -96,8 +157,12 @@ def _kube_mode(
         kubernetes=True,
         cross_namespace=args.allow_cross_namespace_traffic,
     )
+    secrets = KubeSecretReader(
+        lambda kind: Resources(api, SECRETS if kind == "secrets" else CONFIGMAPS)
+    )
     if not args.leader_elect:
-        return store, actuators, _Leadership(lambda: True, lambda: None), store.synced.is_set
+        leadership = _Leadership(lambda: True, lambda: None)
+        return store, actuators, leadership, store.synced.is_set, secrets
     identity = (
         args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     )
@@ -109,6 +174,7 @@ def _kube_mode(
         actuators,
         _Leadership(lambda: elector.is_leader, elector.release),
         store.synced.is_set,
+        secrets,
     )
 
 
@@ -176,9 +242,9 @@ def command(args: argparse.Namespace) -> int:
     _configure_logging(args.log_format)
     stop = threading.Event()
     if args.kubernetes:
-        store, actuators, leadership, synced = _kube_mode(args, stop)
+        store, actuators, leadership, synced, secrets = _kube_mode(args, stop)
     else:
-        store, actuators, leadership, synced = _file_mode(args)
+        store, actuators, leadership, synced, secrets = _file_mode(args)
     recorder = Recorder()
     url = args.prometheus_url or os.environ.get("GATECTL_PROMETHEUS_URL") or None
     clients = ClientPool(
@@ -188,6 +254,7 @@ def command(args: argparse.Namespace) -> int:
         ca_file=args.prometheus_ca_file,
         on_query=recorder.observe_query,
         gate_url_first=args.kubernetes,
+        secrets=secrets,
     )
     tenancy = Tenancy(
         kubernetes=args.kubernetes,
@@ -195,8 +262,15 @@ def command(args: argparse.Namespace) -> int:
         webhook_urls=tuple(args.webhook_allowed_url),
         cross_namespace_traffic=args.allow_cross_namespace_traffic,
     )
+    audit = _audit(args, recorder)
     controller = Controller(
-        store, clients=clients, actuators=actuators, recorder=recorder, tenancy=tenancy
+        store,
+        clients=clients,
+        actuators=actuators,
+        recorder=recorder,
+        tenancy=tenancy,
+        audit=audit,
+        identity=_identity(args),
     )
     period = max(args.tick, 0.05)
 
@@ -224,6 +298,8 @@ def command(args: argparse.Namespace) -> int:
             asyncio.run(run_loop(controller, leading=leadership.leading, stop=stop, tick=period))
     finally:
         stop.set()
+        if audit is not None:
+            audit.close(drain=args.audit_drain)
         leadership.release()
         if server is not None:
             server.close()

@@ -366,12 +366,28 @@ JsonPointer = Annotated[str, BeforeValidator(_pointer)]
 class PatchTarget(_Model):
     """The object whose weights ``traffic.kind: patch`` sets (in the gate's namespace)."""
 
-    api_version: str = Field(alias="apiVersion", pattern=r"^([a-z0-9.-]+/)?v[0-9a-z]+$")
+    api_version: str = Field(alias="apiVersion")
     """``GROUP/VERSION`` (``networking.istio.io/v1``), or ``v1`` for the core group."""
-    kind: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$")
+    kind: str
     """The object's kind, e.g. ``VirtualService``."""
     name: str = Field(min_length=1)
     """The object's name."""
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if not re.fullmatch(r"([a-z0-9.-]+/)?v[0-9a-z]+", value):
+            raise ValueError(
+                f"expected GROUP/VERSION like networking.istio.io/v1 (or v1), got {value[:60]!r}"
+            )
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", value):
+            raise ValueError(f"expected a kind like VirtualService, got {value[:60]!r}")
+        return value
 
 
 class TrafficSettings(_Model):
