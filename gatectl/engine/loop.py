@@ -23,8 +23,6 @@ from typing import Any
 from gatectl.adapters.exposition import Recorder
 from gatectl.adapters.serving import serve
 from gatectl.engine.actuators import Actuators, ResourceAPI
-from gatectl.engine.audit import AuditLog, FileSink, Sink, StdoutSink
-from gatectl.engine.credentials import KubeSecretReader, ObjectReader
 from gatectl.engine.filestate import LeaderLock
 from gatectl.engine.reconcile import ClientPool, Controller
 from gatectl.engine.stores import FileStore, Store
@@ -36,62 +34,14 @@ __all__ = ["JsonFormatter", "command", "run_loop"]
 log = logging.getLogger("gatectl.controller")
 
 
-def _headers(values: list[str], *, flag: str = "--prometheus-header") -> dict[str, str]:
+def _headers(values: list[str]) -> dict[str, str]:
     headers = {}
     for value in values:
         name, sep, content = value.partition(":")
         if not sep or not name.strip():
-            raise UsageError(f"{flag} {value[:40]!r}: expected 'Name: value'")
+            raise UsageError(f"--prometheus-header {value!r}: expected 'Name: value'")
         headers[name.strip()] = content.strip()
     return headers
-
-
-def _identity(args: argparse.Namespace) -> str:
-    """Who this controller is: ``--identity``, else ``$POD_NAME``, else the host name (+ pid)."""
-    if args.identity or os.environ.get("POD_NAME"):
-        return str(args.identity or os.environ["POD_NAME"])
-    host = socket.gethostname()
-    return f"{host}-{os.getpid()}" if args.kubernetes else host
-
-
-def _audit(args: argparse.Namespace, recorder: Recorder) -> AuditLog | None:
-    """The decision log's sinks and buffer from the flags (file mode: a file by default)."""
-    path = args.audit_log
-    if path is None and not args.kubernetes and args.state_file:
-        path = f"{args.state_file}.audit.jsonl"
-    sinks: list[Sink] = []
-    if path:
-        sinks.append(FileSink(path))
-    if args.audit_stdout:
-        sinks.append(StdoutSink())
-    if args.audit_url:
-        from gatectl.adapters.cloudevents import HttpSink
-        from gatectl.errors import QueryError
-
-        try:
-            sinks.append(
-                HttpSink(
-                    args.audit_url,
-                    source=args.audit_source,
-                    headers=_headers(args.audit_header, flag="--audit-header"),
-                )
-            )
-        except QueryError as exc:
-            raise UsageError(f"--audit-header: {exc}") from None
-    if not sinks:
-        log.warning(
-            "no audit sink: decisions are not recorded (--audit-log, --audit-stdout, --audit-url)"
-        )
-        return None
-    buffer = args.audit_buffer or (f"{path}.buffer" if path else None)
-    if buffer is None:
-        raise UsageError(
-            "--audit-stdout and --audit-url need --audit-buffer DIR (a directory that survives"
-            " a restart, where records wait for their sinks)"
-        )
-    return AuditLog(
-        buffer, sinks=sinks, capacity=args.audit_buffer_mib * 1024 * 1024, metrics=recorder
-    )
 
 
 class _Leadership:
@@ -104,7 +54,7 @@ class _Leadership:
 
 def _file_mode(
     args: argparse.Namespace,
-) -> tuple[Store, Actuators, _Leadership, Callable[[], bool], ObjectReader | None]:
+) -> tuple[Store, Actuators, _Leadership, Callable[[], bool]]:
     if not args.state_file:
         raise UsageError("--policies needs --state-file FILE (where state is kept)")
     if not os.path.exists(args.policies):
@@ -116,18 +66,17 @@ def _file_mode(
         lock.release()
         store.close()
 
-    return store, Actuators(), _Leadership(lock.try_acquire, release), lambda: True, None
+    return store, Actuators(), _Leadership(lock.try_acquire, release), lambda: True
 
 
 def _kube_mode(
     args: argparse.Namespace, stop: threading.Event
-) -> tuple[Store, Actuators, _Leadership, Callable[[], bool], ObjectReader | None]:
+) -> tuple[Store, Actuators, _Leadership, Callable[[], bool]]:
     from gatectl.adapters.kube.client import (
         CONFIGMAPS,
         DEPLOYMENTS,
         FEATUREFLAGS,
         HTTPROUTES,
-        SECRETS,
         Resources,
         discover_kind,
         load_api_client,
@@ -157,12 +106,8 @@ def _kube_mode(
         kubernetes=True,
         cross_namespace=args.allow_cross_namespace_traffic,
     )
-    secrets = KubeSecretReader(
-        lambda kind: Resources(api, SECRETS if kind == "secrets" else CONFIGMAPS)
-    )
     if not args.leader_elect:
-        leadership = _Leadership(lambda: True, lambda: None)
-        return store, actuators, leadership, store.synced.is_set, secrets
+        return store, actuators, _Leadership(lambda: True, lambda: None), store.synced.is_set
     identity = (
         args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     )
@@ -174,7 +119,6 @@ def _kube_mode(
         actuators,
         _Leadership(lambda: elector.is_leader, elector.release),
         store.synced.is_set,
-        secrets,
     )
 
 
@@ -242,9 +186,9 @@ def command(args: argparse.Namespace) -> int:
     _configure_logging(args.log_format)
     stop = threading.Event()
     if args.kubernetes:
-        store, actuators, leadership, synced, secrets = _kube_mode(args, stop)
+        store, actuators, leadership, synced = _kube_mode(args, stop)
     else:
-        store, actuators, leadership, synced, secrets = _file_mode(args)
+        store, actuators, leadership, synced = _file_mode(args)
     recorder = Recorder()
     url = args.prometheus_url or os.environ.get("GATECTL_PROMETHEUS_URL") or None
     clients = ClientPool(
@@ -254,7 +198,6 @@ def command(args: argparse.Namespace) -> int:
         ca_file=args.prometheus_ca_file,
         on_query=recorder.observe_query,
         gate_url_first=args.kubernetes,
-        secrets=secrets,
     )
     tenancy = Tenancy(
         kubernetes=args.kubernetes,
@@ -262,15 +205,8 @@ def command(args: argparse.Namespace) -> int:
         webhook_urls=tuple(args.webhook_allowed_url),
         cross_namespace_traffic=args.allow_cross_namespace_traffic,
     )
-    audit = _audit(args, recorder)
     controller = Controller(
-        store,
-        clients=clients,
-        actuators=actuators,
-        recorder=recorder,
-        tenancy=tenancy,
-        audit=audit,
-        identity=_identity(args),
+        store, clients=clients, actuators=actuators, recorder=recorder, tenancy=tenancy
     )
     period = max(args.tick, 0.05)
 
@@ -298,8 +234,6 @@ def command(args: argparse.Namespace) -> int:
             asyncio.run(run_loop(controller, leading=leadership.leading, stop=stop, tick=period))
     finally:
         stop.set()
-        if audit is not None:
-            audit.close(drain=args.audit_drain)
         leadership.release()
         if server is not None:
             server.close()
