@@ -1,24 +1,30 @@
-"""In-memory stand-ins for the controller's edges: a store, a Prometheus, a traffic log, a clock."""
+"""In-memory stand-ins for the controller's edges that no real part can fault on demand.
+
+Prometheus is not among them: the controller tests query a real one
+(``tests/engine/test_reconcile.py``). What stays here is a store that conflicts
+or "crashes" between two writes exactly where a test says, a traffic log that
+fails when told to, and a clock the test moves. The real stores and actuators
+have their own tests (``test_filestate.py``, ``test_actuators.py``, the e2e
+operator tests).
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gatectl.adapters.prometheus import Sample
 from gatectl.core.status import GateRequests
 from gatectl.engine.stores import GateEntry
-from gatectl.errors import ConflictError, QueryError
+from gatectl.errors import ConflictError
 from gatectl.policy import Gate, GateSpec
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 class Clock:
-    """A clock the test moves."""
+    """A clock the test moves; a real Prometheus then answers as of that instant (``time=``)."""
 
     def __init__(self, start: datetime = T0) -> None:
         self.now = start
@@ -46,7 +52,12 @@ def gate(name: str, **spec: Any) -> Gate:
 
 @dataclass
 class FakeStore:
-    """A Store in memory; counts writes and can be told to conflict or to 'crash'."""
+    """A Store in memory; counts writes and can be told to conflict or to 'crash'.
+
+    It stays a fake because a test needs a 409 on the very next status write, or the
+    process to die between the pending write and the commit, and neither the file
+    store nor the Kubernetes API does that on demand.
+    """
 
     gates: dict[str, Gate | str] = field(default_factory=dict)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -96,7 +107,11 @@ class FakeStore:
 
 
 class TrafficLog:
-    """An actuator that records every share it is asked to apply, and can fail on demand."""
+    """An actuator that records every share it is asked to apply, and can fail on demand.
+
+    It stays a fake because the tests need traffic that cannot move at a chosen pass;
+    the real ConfigMap/HTTPRoute/Deployment actuators are tested in test_actuators.py.
+    """
 
     def __init__(self) -> None:
         self.applied: list[tuple[str, float]] = []
@@ -113,52 +128,3 @@ class TrafficLog:
     def share(self, name: str) -> float | None:
         shares = [s for n, s in self.applied if n == name]
         return shares[-1] if shares else None
-
-
-_WORKFLOW = re.compile(r'workflow=~?"([^"]*)"')
-_SERIES = re.compile(r"(workflow_[a-z_]+?)(?:_total)?\{")
-
-
-class FakePrometheus:
-    """Answers the built-in queries (single and batched) from per-workflow values."""
-
-    def __init__(self) -> None:
-        self.values: dict[tuple[str, str], float] = {}
-        self.down = False
-        self.queries: list[str] = []
-
-    def set(
-        self, workflow: str, *, requests: float, exceptions: float = 0.0, regressions: float = 0.0
-    ) -> None:
-        self.values[(workflow, "workflow_requests")] = requests
-        self.values[(workflow, "workflow_exceptions")] = exceptions
-        self.values[(workflow, "workflow_critical_regressions")] = regressions
-
-    async def query(self, promql: str, *, at: datetime) -> list[Sample]:
-        self.queries.append(promql)
-        if self.down:
-            raise QueryError("cannot connect to http://127.0.0.1:9: connection refused")
-        series = _SERIES.search(promql)
-        matcher = _WORKFLOW.search(promql)
-        assert series is not None
-        assert matcher is not None
-        if "=~" in promql:
-            names = matcher.group(1).strip("^$()").replace("\\\\", "\\").split("|")
-            names = [re.sub(r"\\(.)", r"\1", n) for n in names]
-        else:
-            names = [matcher.group(1)]
-        samples = []
-        for name in names:
-            value = self.values.get((name, series.group(1)))
-            if value is not None:
-                samples.append(Sample(labels={"workflow": name}, value=value))
-        return samples
-
-    async def aclose(self) -> None:
-        return None
-
-    async def __aenter__(self) -> FakePrometheus:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
