@@ -91,11 +91,20 @@ def check_headers(headers: Mapping[str, str]) -> None:
 
 
 def tls_verify(
-    url: httpx.URL, *, ca_file: str | None = None, insecure_skip_verify: bool = False
+    url: httpx.URL,
+    *,
+    ca_file: str | None = None,
+    ca_data: str | None = None,
+    insecure_skip_verify: bool = False,
 ) -> ssl.SSLContext | bool:
-    """What to verify TLS with; ``QueryError`` when the CA file cannot be loaded."""
+    """What to verify TLS with; ``QueryError`` when the CA file or PEM cannot be loaded."""
     if insecure_skip_verify:
         return False
+    if ca_data is not None:
+        try:
+            return ssl.create_default_context(cadata=ca_data)
+        except (ValueError, ssl.SSLError) as exc:
+            raise QueryError(f"cannot load the CA bundle from the gate's reference: {exc}") from exc
     if ca_file is not None:
         try:
             return ssl.create_default_context(cafile=ca_file)

@@ -158,6 +158,8 @@ class PrometheusClient:
         headers: Mapping[str, str] | None = None,
         bearer_token_file: str | None = None,
         ca_file: str | None = None,
+        bearer_token: str | None = None,
+        ca_data: str | None = None,
         insecure_skip_verify: bool = False,
         timeout: float = 10.0,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -183,6 +185,7 @@ class PrometheusClient:
             base = base.copy_with(userinfo=b"")
         self._query_url = str(base).rstrip("/") + "/api/v1/query"
         self._bearer_token_file = bearer_token_file
+        self._bearer_token = bearer_token
         self._timeout = timeout
         self._retry = retry
         self._max_body = max_body_bytes
@@ -199,7 +202,12 @@ class PrometheusClient:
         verify: Any = False
         try:
             check_headers(extra)
-            verify = tls_verify(base, ca_file=ca_file, insecure_skip_verify=insecure_skip_verify)
+            verify = tls_verify(
+                base,
+                ca_file=ca_file,
+                ca_data=ca_data,
+                insecure_skip_verify=insecure_skip_verify,
+            )
         except QueryError as exc:
             self._config_error = str(exc)
             extra = {}
@@ -213,16 +221,23 @@ class PrometheusClient:
         url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_query: Callable[[str, float], None] | None = None,
+        bearer_token: str | None = None,
+        ca_data: str | None = None,
     ) -> PrometheusClient:
         """A client for a policy's ``prometheus`` settings; ``url`` (the flag) overrides theirs.
 
         The URL is ``url``, else ``$GATECTL_PROMETHEUS_URL``, else ``settings.url``.
+        ``bearer_token`` and ``ca_data`` are what the controller read from the Secret
+        or ConfigMap that ``settings.auth`` / ``settings.ca`` name; a reference that
+        was not read (outside Kubernetes) fails every query with that cause.
         """
-        return cls(
+        client = cls(
             resolve_url(settings, url=url, environ=os.environ),
             headers=settings.headers,
             bearer_token_file=settings.bearer_token_file,
             ca_file=settings.ca_file,
+            bearer_token=bearer_token,
+            ca_data=ca_data,
             insecure_skip_verify=settings.insecure_skip_verify,
             timeout=settings.timeout,
             partial_response=settings.partial_response,
@@ -230,6 +245,21 @@ class PrometheusClient:
             transport=transport,
             on_query=on_query,
         )
+        unread = [
+            field
+            for field, ref, value in (
+                ("auth", settings.auth, bearer_token),
+                ("ca", settings.ca, ca_data),
+            )
+            if ref is not None and value is None
+        ]
+        if unread:
+            client._config_error = (
+                f"prometheus.{' and prometheus.'.join(unread)} name a Secret or ConfigMap,"
+                " which only `gatectl run --kubernetes` reads; elsewhere use bearer_token_file"
+                " and ca_file"
+            )
+        return client
 
     async def __aenter__(self) -> Self:
         return self
@@ -312,6 +342,15 @@ class PrometheusClient:
         return self._parse(response, body)
 
     def _auth_headers(self) -> dict[str, str]:
+        if self._bearer_token is not None:
+            header = {"Authorization": f"Bearer {self._bearer_token.strip()}"}
+            try:
+                check_headers(header)
+            except QueryError as exc:
+                raise QueryError(
+                    "the bearer token from the gate's Secret must be printable ASCII on one line"
+                ) from exc
+            return header
         if self._bearer_token_file is None:
             return {}
         try:

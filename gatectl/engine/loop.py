@@ -23,6 +23,7 @@ from typing import Any
 from gatectl.adapters.exposition import Recorder
 from gatectl.adapters.serving import serve
 from gatectl.engine.actuators import Actuators, ResourceAPI
+from gatectl.engine.credentials import KubeSecretReader, ObjectReader
 from gatectl.engine.filestate import LeaderLock
 from gatectl.engine.reconcile import ClientPool, Controller
 from gatectl.engine.stores import FileStore, Store
@@ -54,31 +55,25 @@ class _Leadership:
 
 def _file_mode(
     args: argparse.Namespace,
-) -> tuple[Store, Actuators, _Leadership, Callable[[], bool]]:
+) -> tuple[Store, Actuators, _Leadership, Callable[[], bool], ObjectReader | None]:
     if not args.state_file:
         raise UsageError("--policies needs --state-file FILE (where state is kept)")
     if not os.path.exists(args.policies):
         raise UsageError(f"--policies {args.policies}: no such file or directory")
     store = FileStore(args.policies, args.state_file)
     lock = LeaderLock(args.state_file)
-
-    def release() -> None:
-        lock.release()
-        store.close()
-
-    return store, Actuators(), _Leadership(lock.try_acquire, release), lambda: True
+    return store, Actuators(), _Leadership(lock.try_acquire, lock.release), lambda: True, None
 
 
 def _kube_mode(
     args: argparse.Namespace, stop: threading.Event
-) -> tuple[Store, Actuators, _Leadership, Callable[[], bool]]:
+) -> tuple[Store, Actuators, _Leadership, Callable[[], bool], ObjectReader | None]:
     from gatectl.adapters.kube.client import (
         CONFIGMAPS,
         DEPLOYMENTS,
-        FEATUREFLAGS,
         HTTPROUTES,
+        SECRETS,
         Resources,
-        discover_kind,
         load_api_client,
     )
     from gatectl.adapters.kube.leader import LeaderElector
@@ -88,17 +83,9 @@ def _kube_mode(
     store = KubeStore(api, namespaces=args.namespace, label_selector=args.selector)
     store.sync()
     store.start(stop)
-    kinds = {
-        "configmaps": CONFIGMAPS,
-        "deployments": DEPLOYMENTS,
-        "httproutes": HTTPROUTES,
-        "featureflags": FEATUREFLAGS,
-    }
+    kinds = {"configmaps": CONFIGMAPS, "deployments": DEPLOYMENTS, "httproutes": HTTPROUTES}
 
     def resources(kind: str) -> ResourceAPI:
-        if kind not in kinds and kind.startswith("apply:"):  # "apply:API_VERSION:KIND"
-            _, api_version, object_kind = kind.split(":", 2)
-            kinds[kind] = discover_kind(api, api_version, object_kind)
         return Resources(api, kinds[kind])
 
     actuators = Actuators(
@@ -106,8 +93,12 @@ def _kube_mode(
         kubernetes=True,
         cross_namespace=args.allow_cross_namespace_traffic,
     )
+    secrets = KubeSecretReader(
+        lambda kind: Resources(api, SECRETS if kind == "secrets" else CONFIGMAPS)
+    )
     if not args.leader_elect:
-        return store, actuators, _Leadership(lambda: True, lambda: None), store.synced.is_set
+        leadership = _Leadership(lambda: True, lambda: None)
+        return store, actuators, leadership, store.synced.is_set, secrets
     identity = (
         args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     )
@@ -119,6 +110,7 @@ def _kube_mode(
         actuators,
         _Leadership(lambda: elector.is_leader, elector.release),
         store.synced.is_set,
+        secrets,
     )
 
 
@@ -186,9 +178,9 @@ def command(args: argparse.Namespace) -> int:
     _configure_logging(args.log_format)
     stop = threading.Event()
     if args.kubernetes:
-        store, actuators, leadership, synced = _kube_mode(args, stop)
+        store, actuators, leadership, synced, secrets = _kube_mode(args, stop)
     else:
-        store, actuators, leadership, synced = _file_mode(args)
+        store, actuators, leadership, synced, secrets = _file_mode(args)
     recorder = Recorder()
     url = args.prometheus_url or os.environ.get("GATECTL_PROMETHEUS_URL") or None
     clients = ClientPool(
@@ -198,6 +190,7 @@ def command(args: argparse.Namespace) -> int:
         ca_file=args.prometheus_ca_file,
         on_query=recorder.observe_query,
         gate_url_first=args.kubernetes,
+        secrets=secrets,
     )
     tenancy = Tenancy(
         kubernetes=args.kubernetes,

@@ -35,6 +35,7 @@ from gatectl.core.status import (
     prepare,
 )
 from gatectl.engine.actuators import ActuatorError, Actuators
+from gatectl.engine.credentials import GateCredentials, ObjectReader, credentials_for
 from gatectl.engine.observe import GatePlan, observe, plan_gate, quantize_window
 from gatectl.engine.stores import GateEntry, Store
 from gatectl.engine.tenancy import Tenancy, violations
@@ -62,6 +63,8 @@ class ClientPool:
     bearer_token_file: str | None = None
     ca_file: str | None = None
     on_query: Callable[[str, float], None] | None = None
+    secrets: ObjectReader | None = None
+    """Kubernetes: reads the Secrets/ConfigMaps a gate's ``prometheus.auth``/``ca`` name."""
     gate_url_first: bool = False
     """Kubernetes mode: a gate's own (allowed) ``prometheus.url`` wins over ``url``, which
     is then the default for gates that name none. File mode: ``url`` overrides."""
@@ -77,13 +80,24 @@ class ClientPool:
             update["ca_file"] = self.ca_file
         return settings.model_copy(update=update)
 
-    def client(self, settings: PrometheusSettings) -> PrometheusClient:
-        """A (cached) client for ``settings``."""
+    def credentials_for(self, gate: Gate) -> GateCredentials:
+        """The gate's own credentials, read from its namespace (``GatectlError`` if they can't)."""
+        return credentials_for(gate, self.secrets)
+
+    def client(
+        self, settings: PrometheusSettings, credentials: GateCredentials | None = None
+    ) -> PrometheusClient:
+        """A (cached) client for ``settings`` (and the gate's own ``credentials``)."""
         url = settings.url if self.gate_url_first and settings.url else self.url
-        key = settings.model_dump_json() + (url or "")
+        creds = credentials or GateCredentials()
+        key = settings.model_dump_json() + (url or "") + creds.fingerprint
         if key not in self._clients:
             self._clients[key] = PrometheusClient.from_settings(
-                settings, url=url, on_query=self.on_query
+                settings,
+                url=url,
+                on_query=self.on_query,
+                bearer_token=creds.bearer_token,
+                ca_data=creds.ca_data,
             )
         return self._clients[key]
 
@@ -184,10 +198,6 @@ class Controller:
         now = self.clock()
         work: list[tuple[GateEntry, Gate, GateStatus]] = []
         for listed in entries:
-            if listed.held is not None:
-                self._hold(listed, report)
-                phases["Invalid"] += 1
-                continue
             if listed.gate is None:
                 self._invalid(listed, report)
                 phases["Invalid"] += 1
@@ -258,7 +268,8 @@ class Controller:
     async def _observe(
         self, work: list[tuple[GateEntry, Gate, GateStatus]], now: datetime
     ) -> dict[str, ObservationSet]:
-        groups: dict[str, tuple[PrometheusSettings, list[GatePlan]]] = {}
+        groups: dict[str, tuple[PrometheusSettings, GateCredentials, list[GatePlan]]] = {}
+        observed: dict[str, Any] = {}
         for entry, gate, status in work:
             window = evaluation_window(gate.spec, started_at=status.step_started_at, now=now)
             seconds = window.query_seconds
@@ -266,18 +277,24 @@ class Controller:
                 seconds = quantize_window(seconds)
             plan = replace(plan_gate(gate, window_seconds=seconds), key=entry.key)
             settings = self.clients.settings_for(gate)
-            key = settings.model_dump_json()
-            groups.setdefault(key, (settings, []))[1].append(plan)
-
-        async def one(settings: PrometheusSettings, plans: list[GatePlan]) -> dict[str, Any]:
             try:
-                client = self.clients.client(settings)
+                creds = self.clients.credentials_for(gate)
+            except GatectlError as exc:  # this gate's Secret: its own query error
+                observed[entry.key] = QueryError(f"prometheus credentials: {exc}")
+                continue
+            key = settings.model_dump_json() + creds.fingerprint
+            groups.setdefault(key, (settings, creds, []))[2].append(plan)
+
+        async def one(
+            settings: PrometheusSettings, creds: GateCredentials, plans: list[GatePlan]
+        ) -> dict[str, Any]:
+            try:
+                client = self.clients.client(settings, creds)
             except GatectlError as exc:
                 return {p.key: exc for p in plans}
             return dict(await observe(plans, client, at=now, batch=self.batch))
 
-        observed: dict[str, Any] = {}
-        for part in await asyncio.gather(*(one(s, p) for s, p in groups.values())):
+        for part in await asyncio.gather(*(one(s, c, p) for s, c, p in groups.values())):
             observed.update(part)
         return observed
 
@@ -336,35 +353,6 @@ class Controller:
         body = status.to_dict()
         if body != dict(entry.status):
             self.store.write_status(entry, body)
-
-    def _hold(self, entry: GateEntry, report: TickReport) -> None:
-        """A gate whose stored state cannot be trusted: no decision, traffic never moves up.
-
-        Traffic goes down only where it shows more than the last safe share; the
-        problem is logged and made an event once (the store says when it is new).
-        """
-        held = entry.held
-        assert held is not None
-        report.errors[entry.key] = held.message
-        workflow = entry.gate.workflow if entry.gate is not None else entry.name
-        self.recorder.record_invalid(
-            namespace=entry.namespace, gate=entry.name, workflow=workflow, message=held.message
-        )
-        if entry.gate is not None and held.lower_to is not None:
-            try:
-                if self._applied.get(entry.key) != held.lower_to:
-                    self._actuate(entry.gate, held.lower_to)
-            except GatectlError as exc:
-                log.warning("gate %s: traffic not lowered: %s", entry.key, exc)
-        if not held.new:
-            return
-        log.warning("%s", held.message)
-        try:
-            self.store.record_event(
-                entry, reason="InvalidState", message=held.message, warning=True
-            )
-        except GatectlError as exc:
-            log.warning("gate %s: could not record the event: %s", entry.key, exc)
 
     def _invalid(self, entry: GateEntry, report: TickReport) -> None:
         report.invalid += 1

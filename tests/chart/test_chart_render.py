@@ -77,13 +77,14 @@ def test_monitoring_objects_appear_only_when_enabled(chart: Any) -> None:
 
 # -- RBAC ----------------------------------------------------------------------------
 
-GATE_RULES = {
-    ("gatectl.io", "releasegates"): {"get", "list", "watch", "patch", "update"},
-    ("gatectl.io", "releasegates/status"): {"get", "patch", "update"},
-    ("", "configmaps"): {"get", "create", "patch", "update"},
-    ("gateway.networking.k8s.io", "httproutes"): {"get", "patch", "update"},
-    ("apps", "deployments"): {"get", "patch", "update"},
-    ("", "events"): {"create", "patch"},
+GATE_RULES = {  # each shown needed on a real API server: tests/realkube/test_chart_rbac.py
+    ("gatectl.io", "releasegates"): {"get", "list", "watch"},
+    ("gatectl.io", "releasegates/status"): {"update"},
+    ("", "configmaps"): {"get", "create", "patch"},
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "update"},
+    ("apps", "deployments"): {"get", "patch"},
+    ("", "events"): {"create"},
+    ("", "secrets"): {"get"},
 }
 
 
@@ -113,6 +114,13 @@ def test_cluster_scope_grants_exactly_what_the_controller_uses(chart: Any) -> No
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "gatectl", "namespace": NAMESPACE}
     ]
+
+
+def test_reading_secrets_is_a_grant_the_platform_can_turn_off(chart: Any) -> None:
+    manifests = render(chart, {"rbac": {"readSecrets": False}})
+    granted = grants(rules_of(manifests, "ClusterRole"))
+    assert ("", "secrets") not in granted
+    assert granted == {k: v for k, v in GATE_RULES.items() if k != ("", "secrets")}
 
 
 def test_leases_are_granted_only_in_the_release_namespace(chart: Any) -> None:

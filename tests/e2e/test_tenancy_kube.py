@@ -11,6 +11,7 @@ test sees that the controller's token goes there and nowhere else.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from kubeapi.fixtures import KubeTarget, kube_api  # noqa: F401
 from support.capture import Capture
 
 from e2e.kube_support import Api, apply_crd, gatectl_cli, releasegate
-from gatectl.adapters.kube import CONFIGMAPS, CRDS, NAMESPACES
+from gatectl.adapters.kube import CONFIGMAPS, CRDS, NAMESPACES, SECRETS
 
 TOKEN = "platform-token-do-not-leak"
 
@@ -194,3 +195,32 @@ def test_a_file_actuator_in_a_releasegate_is_refused(
 
     assert_invalid(api, "writer", "spec.traffic.kind: file writes on the controller's filesystem")
     assert not target.exists()
+
+
+def test_a_gates_own_token_comes_from_a_secret_in_its_namespace(
+    kube: KubeTarget, api: Api, platform: Capture, tenant: Capture, tmp_path: Path
+) -> None:
+    kube.resources(SECRETS).create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "team-prometheus", "namespace": kube.namespace},
+            "data": {"token": base64.b64encode(b"the-teams-own-token").decode()},
+        },
+        namespace=kube.namespace,
+    )
+    auth = {"secretRef": {"name": "team-prometheus", "key": "token"}}
+    api.create(releasegate("own", prometheus={"url": f"{tenant.url}/team", "auth": auth}))
+    missing = {"secretRef": {"name": "no-such-secret", "key": "token"}}
+    api.create(releasegate("missing", prometheus={"url": f"{tenant.url}/team", "auth": missing}))
+
+    stderr = run_once(kube, tmp_path, platform.url, "--prometheus-allowed-url", tenant.url)
+
+    seen = tenant.seen()
+    assert seen, "the gate's Prometheus was not queried"
+    assert {r.headers.get("Authorization") for r in seen} == {"Bearer the-teams-own-token"}
+    assert api.status("own")["step"] == 1
+    status = api.status("missing")
+    assert f"Secret {kube.namespace}/no-such-secret not found" in str(status.get("message"))
+    assert "the-teams-own-token" not in stderr
+    assert TOKEN not in str([r.headers for r in seen])

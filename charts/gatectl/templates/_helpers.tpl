@@ -72,30 +72,40 @@ watchNamespaces means the release namespace; cluster scope with none means all (
 {{- end -}}
 {{- end -}}
 
-{{/* The rules the controller needs on namespaced objects, for a Role or a ClusterRole. */}}
+{{/*
+The rules the controller needs on namespaced objects, for a Role or a ClusterRole. Each
+verb is one the controller calls: tests/realkube/test_chart_rbac.py takes each away on a
+real API server and shows what breaks. The controller never writes a ReleaseGate itself
+(gatectl approve/pause/reset do, with the user's rights), only its status (a PUT).
+*/}}
 {{- define "gatectl.gateRules" -}}
 - apiGroups: ["gatectl.io"]
   resources: ["releasegates"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["gatectl.io"]
   resources: ["releasegates/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["update"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "create", "patch", "update"]
+  verbs: ["get", "create", "patch"]
 {{- if .Values.rbac.httpRoutes }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "update"]
 {{- end }}
 {{- if .Values.rbac.deployments }}
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "patch"]
 {{- end }}
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
+{{- if .Values.rbac.readSecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
 {{- end -}}
 
 {{/* Alert selector for the controller's own series (the scrape job is the Service name). */}}
