@@ -388,8 +388,13 @@ def test_deleted_state_store_keeps_a_fallen_back_gate_at_0_until_reset(
         assert audit.shares == [0.0]
         reset = _gatectl("reset", "deleted", "--state-file", str(state), "--by", "carol")
         assert reset.returncode == 0, reset.stderr
-        _wait(lambda: read_share(traffic) == 0.05, timeout=20, what="the restart at step 1")
-        assert read_status(state, "deleted")["history"][0]["by"] == "carol"
+        _wait(
+            lambda: read_status(state, "deleted").get("history", [{}])[0].get("by") == "carol",
+            timeout=20,
+            what="the reset in history",
+        )
+        assert read_status(state, "deleted")["step"] == 1
+        assert read_share(traffic) == 0.05
     finally:
         controller.terminate()
     log = state.with_suffix(f".{controller.metrics_port}.log").read_text()
