@@ -17,7 +17,20 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+# A failed install stops here with pip's output. Noise is left out: pip's "WARNING:
+# Location" lines and setuptools' reminder that an editable install is editable.
+pip_install() {
+  local output
+  if ! output=$(PYTHONWARNINGS="ignore:Editable installation" \
+      .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1); then
+    printf '%s\n' "$output" >&2
+    echo "setup: pip install $* failed" >&2
+    exit 1
+  fi
+  printf '%s\n' "$output" | grep -v -e '^WARNING: Location' -e '^$' >&2 || true
+}
+pip_install --upgrade pip
+pip_install -e '.[dev]'
 .venv/bin/python -c 'import gatectl, httpx, pydantic, yaml, tenacity, prometheus_client, kubernetes' \
   || { echo "setup: the virtualenv is incomplete" >&2; exit 1; }
+.venv/bin/uv --version >/dev/null || { echo "setup: uv is missing from .venv" >&2; exit 1; }
