@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Build (once) and cache the kube-apiserver and etcd binaries the real-Kubernetes tests run.
+# Build (once) and cache the kube-apiserver, etcd and kubectl binaries the real-Kubernetes tests run.
 #
 #   scripts/kube-binaries.sh            # build if needed, then print the paths
 #
 # The binaries are built from Go modules (nothing else is downloaded) and kept in
-#   ${GATECTL_KUBE_CACHE:-$HOME/.cache/gatectl/kube}/<k8s-version>/{kube-apiserver,etcd}
+#   ${GATECTL_KUBE_CACHE:-$HOME/.cache/gatectl/kube}/<k8s-version>/{kube-apiserver,etcd,kubectl}
 # A run that finds them there returns at once. Stdout: the kube-apiserver path,
-# the etcd path, then (last line) the directory. Progress goes to stderr, one
+# the etcd path, the kubectl path, then (last line) the directory. Progress goes to stderr, one
 # line per step; the go tool's output goes to build.log in that directory and
 # its tail is printed if a step fails.
 #
 # Environment: GATECTL_KUBE_VERSION (default below), GATECTL_ETCD_VERSION,
 # GATECTL_KUBE_CACHE. The first build takes several minutes and needs the Go
-# module proxy; it uses the default module and build caches.
+# module proxy; it uses the default module and build caches. kubectl comes from
+# the same wrapper module and version as kube-apiserver (k8s.io/kubernetes/cmd/kubectl),
+# so the CLI the tests drive is the server's own version, not whatever is on PATH.
 #
 # Why a wrapper module: k8s.io/kubernetes `replace`s its staging modules
 # (k8s.io/api, apimachinery, apiserver, client-go, ...) with local directories,
@@ -28,9 +30,11 @@ CACHE_ROOT="${GATECTL_KUBE_CACHE:-$HOME/.cache/gatectl/kube}"
 DIR="$CACHE_ROOT/$KUBE_VERSION"
 APISERVER="$DIR/kube-apiserver"
 ETCD="$DIR/etcd"
+KUBECTL="$DIR/kubectl"
 # Each binary's version is kept next to it: another GATECTL_ETCD_VERSION rebuilds etcd only.
 APISERVER_STAMP="$DIR/kube-apiserver.version"
 ETCD_STAMP="$DIR/etcd.version"
+KUBECTL_STAMP="$DIR/kubectl.version"
 
 say() { printf 'kube: %s\n' "$*" >&2; }
 die() { printf 'kube: error: %s\n' "$*" >&2; exit 1; }
@@ -41,11 +45,12 @@ have() {
 }
 
 cached() {
-    have "$APISERVER" "$APISERVER_STAMP" "$KUBE_VERSION" && have "$ETCD" "$ETCD_STAMP" "$ETCD_VERSION"
+    have "$APISERVER" "$APISERVER_STAMP" "$KUBE_VERSION" && have "$ETCD" "$ETCD_STAMP" "$ETCD_VERSION" &&
+        have "$KUBECTL" "$KUBECTL_STAMP" "$KUBE_VERSION"
 }
 
 report() {
-    printf '%s\n%s\n%s\n' "$APISERVER" "$ETCD" "$DIR"
+    printf '%s\n%s\n%s\n%s\n' "$APISERVER" "$ETCD" "$KUBECTL" "$DIR"
 }
 
 # The fast path: no go, no lock, no network.
@@ -95,8 +100,10 @@ run() {
 
 start=$SECONDS
 
-if ! have "$APISERVER" "$APISERVER_STAMP" "$KUBE_VERSION"; then
-    say "building kube-apiserver $KUBE_VERSION (first run only, several minutes; log: $LOG)"
+# wrapper_module: $WORK/kube, a module requiring k8s.io/kubernetes with its staging modules
+# replaced by their published versions (made once per run, for kube-apiserver and kubectl).
+wrapper_module() {
+    [[ -f "$WORK/kube/go.mod" ]] && return 0
     say "downloading k8s.io/kubernetes $KUBE_VERSION"
     run "go mod download k8s.io/kubernetes@$KUBE_VERSION" \
         bash -c "cd '$WORK' && GOFLAGS= go mod download -json 'k8s.io/kubernetes@$KUBE_VERSION' >kubernetes.json; rc=\$?; cat kubernetes.json; exit \$rc"
@@ -115,32 +122,49 @@ if ! have "$APISERVER" "$APISERVER_STAMP" "$KUBE_VERSION"; then
     )
     ((${#STAGING[@]} > 0)) || die "found no staging modules in $KUBE_GOMOD"
 
-    mkdir -p "$WORK/apiserver"
+    mkdir -p "$WORK/kube"
     {
         printf 'module gatectl.local/kubebuild\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$KUBE_VERSION"
         for module in "${STAGING[@]}"; do
             printf '\t%s => %s %s\n' "$module" "$module" "$STAGING_VERSION"
         done
         printf ')\n'
-    } >"$WORK/apiserver/go.mod"
-    cat "$WORK/apiserver/go.mod" >>"$LOG"
+    } >"$WORK/kube/go.mod"
+    cat "$WORK/kube/go.mod" >>"$LOG"
+    say "wrapper module: ${#STAGING[@]} staging modules at $STAGING_VERSION"
+}
 
-    say "resolving modules for kube-apiserver ($((${#STAGING[@]})) staging modules at $STAGING_VERSION)"
-    run "go get kube-apiserver's modules" \
-        bash -c "cd '$WORK/apiserver' && go get 'k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION'"
-
-    say "compiling kube-apiserver"
-    BUILD_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    LDFLAGS="-s -w"
+# build_kube NAME BINARY STAMP: k8s.io/kubernetes/cmd/NAME from the wrapper module, stamped.
+build_kube() {
+    local name="$1" binary="$2" stamp="$3"
+    say "building $name $KUBE_VERSION (first run only, minutes; log: $LOG)"
+    wrapper_module
+    say "resolving modules for $name"
+    run "go get $name's modules" \
+        bash -c "cd '$WORK/kube' && go get 'k8s.io/kubernetes/cmd/$name@$KUBE_VERSION'"
+    say "compiling $name"
+    local build_date ldflags pkg
+    build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    ldflags="-s -w"
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-        LDFLAGS+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$KUBE_MINOR"
-        LDFLAGS+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$BUILD_DATE"
+        ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$KUBE_MINOR"
+        ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
     done
-    run "go build kube-apiserver" \
-        bash -c "cd '$WORK/apiserver' && go build -trimpath -ldflags '$LDFLAGS' -o '$WORK/kube-apiserver' k8s.io/kubernetes/cmd/kube-apiserver"
-    "$WORK/kube-apiserver" --version >>"$LOG" 2>&1 || die "the built kube-apiserver does not run (see $LOG)"
-    mv -f "$WORK/kube-apiserver" "$APISERVER"
-    printf '%s\n' "$KUBE_VERSION" >"$APISERVER_STAMP"
+    run "go build $name" \
+        bash -c "cd '$WORK/kube' && go build -trimpath -ldflags '$ldflags' -o '$WORK/$name' 'k8s.io/kubernetes/cmd/$name'"
+    local check=(--version)
+    [[ "$name" == kubectl ]] && check=(version --client)
+    "$WORK/$name" "${check[@]}" >>"$LOG" 2>&1 || die "the built $name does not run (see $LOG)"
+    mv -f "$WORK/$name" "$binary"
+    printf '%s\n' "$KUBE_VERSION" >"$stamp"
+}
+
+if ! have "$APISERVER" "$APISERVER_STAMP" "$KUBE_VERSION"; then
+    build_kube kube-apiserver "$APISERVER" "$APISERVER_STAMP"
+fi
+
+if ! have "$KUBECTL" "$KUBECTL_STAMP" "$KUBE_VERSION"; then
+    build_kube kubectl "$KUBECTL" "$KUBECTL_STAMP"
 fi
 
 if ! have "$ETCD" "$ETCD_STAMP" "$ETCD_VERSION"; then

@@ -78,6 +78,7 @@ __all__ = [
     "replica_counts",
     "route_weights",
     "wait_for",
+    "wait_for_scrapes",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,6 +111,21 @@ def wait_for(
         time.sleep(interval)
     extra = f"\n{context()}" if context is not None else ""
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}{extra}")
+
+
+def wait_for_scrapes(url: str) -> None:
+    """Prometheus scrapes live targets a few seconds after start; wait for two samples."""
+
+    def ready() -> bool:
+        response = httpx.get(
+            f"{url}/api/v1/query",
+            params={"query": "count_over_time(workflow_requests_total[1m])"},
+            timeout=5.0,
+        )
+        result = response.json()["data"]["result"]
+        return bool(result) and min(float(r["value"][1]) for r in result) >= 2
+
+    wait_for(ready, timeout=30, what="two scrapes of the live exporter")
 
 
 def apply_crd(crds: Resources) -> dict[str, Any]:
@@ -173,7 +189,11 @@ def gatectl_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProces
 
 
 class ControllerProcess:
-    """``gatectl run --kubernetes`` as a child process, logging to ``log_path``."""
+    """``gatectl run --kubernetes`` as a child process, logging to ``log_path``.
+
+    ``from_args`` runs any other ``gatectl`` command line (e.g. the chart's
+    Deployment's), with extra environment variables.
+    """
 
     def __init__(
         self,
@@ -188,12 +208,7 @@ class ControllerProcess:
         tick: float = 0.2,
         extra: Sequence[str] = (),
     ) -> None:
-        self.log_path = log_path
-        self.metrics_port = metrics_port
-        self.identity = identity
-        exe = shutil.which("gatectl", path=os.path.dirname(sys.executable)) or "gatectl"
-        self.command = [
-            exe,
+        args = [
             "run",
             "--kubernetes",
             "--kubeconfig",
@@ -207,17 +222,53 @@ class ControllerProcess:
             *extra,
         ]
         if metrics_port is not None:
-            self.command += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
+            args += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
         if leader_elect:
-            self.command += ["--leader-elect", "--lease-namespace", namespace]
+            args += ["--leader-elect", "--lease-namespace", namespace]
             if identity:
-                self.command += ["--identity", identity]
+                args += ["--identity", identity]
+        self._setup(args, log_path=log_path, metrics_port=metrics_port, identity=identity)
+
+    @classmethod
+    def from_args(
+        cls,
+        args: Sequence[str],
+        *,
+        log_path: Path,
+        metrics_port: int | None = None,
+        identity: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ControllerProcess:
+        """``gatectl ARGS`` exactly (``metrics_port``: where ARGS serve /metrics, if they do)."""
+        process = cls.__new__(cls)
+        process._setup(args, log_path=log_path, metrics_port=metrics_port, identity=identity)
+        process.env = dict(env or {})
+        return process
+
+    def _setup(
+        self,
+        args: Sequence[str],
+        *,
+        log_path: Path,
+        metrics_port: int | None,
+        identity: str | None,
+    ) -> None:
+        self.log_path = log_path
+        self.metrics_port = metrics_port
+        self.identity = identity
+        exe = shutil.which("gatectl", path=os.path.dirname(sys.executable)) or "gatectl"
+        self.command = [exe, *args]
+        self.env: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ControllerProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env} if self.env else None,
             )
         return self
 

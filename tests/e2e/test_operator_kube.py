@@ -6,9 +6,10 @@ time) against the test API server of ``tests/kubeapi`` with the chart's CRD
 applied, reading a real Prometheus that scrapes ``LiveWorkflows`` every
 second. Windows are seconds long (``promotion_window: 3s``,
 ``evaluation_interval: 1s``, ``--tick 0.2``), so a whole rollout takes a few
-seconds. With ``GATECTL_TEST_KUBECONFIG`` set, the same tests run against a
-real cluster (the CRD must be installed there); the ones that inject faults
-into the API server are skipped.
+seconds. Every test runs twice (``tests/e2e/conftest.py``): on the test API
+server (``[fake]``) and on a real kube-apiserver (``[real]``; a real cluster
+with ``GATECTL_TEST_KUBECONFIG``); those that inject faults into the API
+server are ``fake_api_only``.
 """
 
 from __future__ import annotations
@@ -598,6 +599,7 @@ def in_process(kube: KubeTarget, prometheus: str) -> Iterator[InProcess]:
         harness.close()
 
 
+@pytest.mark.fake_api_only
 def test_injected_409_on_the_step_write_is_retried_next_pass_and_promotes_once(
     kube: KubeTarget, api: Api, in_process: InProcess
 ) -> None:
@@ -623,6 +625,7 @@ def test_injected_409_on_the_step_write_is_retried_next_pass_and_promotes_once(
     assert history_actions(status).count("promote") == 1
 
 
+@pytest.mark.fake_api_only
 @pytest.mark.parametrize(
     ("status", "reason"),
     [

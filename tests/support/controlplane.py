@@ -54,7 +54,7 @@ class ControlPlaneError(RuntimeError):
 
 
 def find_binaries(*, script: Path = BUILD_SCRIPT) -> Path:
-    """The directory holding ``kube-apiserver`` and ``etcd``, built first if need be.
+    """The directory holding ``kube-apiserver``, ``etcd`` and ``kubectl``, built first if need be.
 
     Runs ``scripts/kube-binaries.sh`` (instant when the binaries are cached;
     minutes the first time); its progress goes to this process's stderr.
@@ -82,7 +82,7 @@ def find_binaries(*, script: Path = BUILD_SCRIPT) -> Path:
         said = "\n".join(messages[-LOG_TAIL_LINES:]) or "(no message)"
         raise ControlPlaneError(f"{script} failed (exit {returncode}):\n{said}")
     directory = Path(lines[-1])
-    for name in ("kube-apiserver", "etcd"):
+    for name in ("kube-apiserver", "etcd", "kubectl"):
         if not os.access(directory / name, os.X_OK):
             raise ControlPlaneError(f"{script} printed {directory}, which holds no {name}")
     return directory
@@ -188,7 +188,8 @@ class ControlPlane:
 
     After ``start()``: ``url`` (https://127.0.0.1:PORT), ``kubeconfig`` (the
     admin's), ``admin_token``, ``ca_file`` and ``etcd_url``. ``write_kubeconfig``
-    makes a kubeconfig for any other bearer token, e.g. a ServiceAccount's.
+    makes a kubeconfig for any other bearer token, e.g. a ServiceAccount's;
+    ``kubectl(...)`` runs the kubectl built beside the binaries.
     """
 
     def __init__(
@@ -306,6 +307,29 @@ class ControlPlane:
         target.write_text(json.dumps(config, indent=2) + "\n")
         target.chmod(0o600)
         return target
+
+    def kubectl(
+        self,
+        *args: str,
+        kubeconfig: Path | str | None = None,
+        input: str | None = None,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """``kubectl ARGS`` (the one built with the API server), as the admin or ``kubeconfig``."""
+        binary = self.binary_dir / "kubectl"
+        if not os.access(binary, os.X_OK):
+            raise ControlPlaneError(f"no executable kubectl in {self.binary_dir}")
+        config = str(kubeconfig if kubeconfig is not None else self.kubeconfig)
+        # Discovery is cached here, not in ~/.kube/cache beside a developer's clusters.
+        cache = f"--cache-dir={self._path('kubectl-cache')}"
+        return subprocess.run(
+            [str(binary), "--kubeconfig", config, cache, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     # -- internals ---------------------------------------------------------
 
