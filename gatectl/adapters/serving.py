@@ -5,6 +5,8 @@ controller loop is busy, so the server runs on its own daemon thread (stdlib
 ``http.server``, one thread per request). It only reads: the exposition
 comes from the ``Recorder``, health and readiness from two callables the
 controller provides. A callable that raises counts as *not* healthy/ready.
+With a ``DecisionAPI`` (``gatectl.adapters.decisionapi``), ``/v1/...`` is
+handed to it: the decision API for Argo Rollouts, Flagger and pipelines.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
 
+from gatectl.adapters.decisionapi import MAX_BODY, DecisionAPI
 from gatectl.adapters.exposition import Recorder
 from gatectl.errors import UsageError
 
@@ -48,6 +51,7 @@ class _HTTPServer(ThreadingHTTPServer):
     recorder: Recorder
     healthy: Callable[[], bool]
     ready: Callable[[], bool]
+    api: DecisionAPI | None
 
 
 class _HTTPServer6(_HTTPServer):
@@ -66,11 +70,39 @@ class _Handler(BaseHTTPRequestHandler):
             self._probe(self.server.healthy)
         elif path == "/readyz":
             self._probe(self.server.ready)
+        elif path.startswith("/v1/"):
+            self._api(path, b"")
         else:
             self._send(404, _PLAIN, b"not found: try /metrics, /healthz or /readyz\n")
 
     def do_HEAD(self) -> None:
         self.do_GET()
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            self.close_connection = True
+            self._send(413, _PLAIN, b"body missing a length or larger than 64 KiB\n")
+            return
+        body = self.rfile.read(int(length))
+        if path.startswith("/v1/"):
+            self._api(path, body)
+        else:
+            self._send(404, _PLAIN, b"not found\n")
+
+    def _api(self, path: str, body: bytes) -> None:
+        if self.server.api is None:
+            self._send(404, _PLAIN, b"not found: try /metrics, /healthz or /readyz\n")
+            return
+        try:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            answer = self.server.api.handle(self.command, path, headers, body)
+        except Exception:
+            _log.exception("the decision API failed on %s %s", self.command, path)
+            self._send(500, _PLAIN, b"internal error\n")
+            return
+        self._send(answer.status, answer.content_type, answer.body, extra=answer.headers)
 
     def _metrics(self) -> None:
         openmetrics = "application/openmetrics-text" in self.headers.get("Accept", "")
@@ -98,10 +130,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(503, _PLAIN, b"not ok\n")
 
     def _send(
-        self, status: int, content_type: str, body: bytes, *, encoding: str | None = None
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        *,
+        encoding: str | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in extra:
+            self.send_header(name, value)
         if encoding is not None:
             self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(body)))
@@ -166,6 +206,7 @@ def serve(
     recorder: Recorder,
     healthy: Callable[[], bool],
     ready: Callable[[], bool],
+    api: DecisionAPI | None = None,
 ) -> Server:
     """Listen on ``address`` (``"127.0.0.1:0"`` picks a free port) on a background thread."""
     host, port = parse_address(address)
@@ -177,6 +218,7 @@ def serve(
     httpd.recorder = recorder
     httpd.healthy = healthy
     httpd.ready = ready
+    httpd.api = api
     thread = threading.Thread(
         target=httpd.serve_forever,
         kwargs={"poll_interval": 0.1},
