@@ -62,7 +62,12 @@ def _file_mode(
         raise UsageError(f"--policies {args.policies}: no such file or directory")
     store = FileStore(args.policies, args.state_file)
     lock = LeaderLock(args.state_file)
-    return store, Actuators(), _Leadership(lock.try_acquire, lock.release), lambda: True, None
+
+    def release() -> None:
+        lock.release()
+        store.close()
+
+    return store, Actuators(), _Leadership(lock.try_acquire, release), lambda: True, None
 
 
 def _kube_mode(
@@ -71,9 +76,11 @@ def _kube_mode(
     from gatectl.adapters.kube.client import (
         CONFIGMAPS,
         DEPLOYMENTS,
+        FEATUREFLAGS,
         HTTPROUTES,
         SECRETS,
         Resources,
+        discover_kind,
         load_api_client,
     )
     from gatectl.adapters.kube.leader import LeaderElector
@@ -83,9 +90,17 @@ def _kube_mode(
     store = KubeStore(api, namespaces=args.namespace, label_selector=args.selector)
     store.sync()
     store.start(stop)
-    kinds = {"configmaps": CONFIGMAPS, "deployments": DEPLOYMENTS, "httproutes": HTTPROUTES}
+    kinds = {
+        "configmaps": CONFIGMAPS,
+        "deployments": DEPLOYMENTS,
+        "httproutes": HTTPROUTES,
+        "featureflags": FEATUREFLAGS,
+    }
 
     def resources(kind: str) -> ResourceAPI:
+        if kind not in kinds and kind.startswith("apply:"):  # "apply:API_VERSION:KIND"
+            _, api_version, object_kind = kind.split(":", 2)
+            kinds[kind] = discover_kind(api, api_version, object_kind)
         return Resources(api, kinds[kind])
 
     actuators = Actuators(

@@ -198,6 +198,10 @@ class Controller:
         now = self.clock()
         work: list[tuple[GateEntry, Gate, GateStatus]] = []
         for listed in entries:
+            if listed.held is not None:
+                self._hold(listed, report)
+                phases["Invalid"] += 1
+                continue
             if listed.gate is None:
                 self._invalid(listed, report)
                 phases["Invalid"] += 1
@@ -353,6 +357,35 @@ class Controller:
         body = status.to_dict()
         if body != dict(entry.status):
             self.store.write_status(entry, body)
+
+    def _hold(self, entry: GateEntry, report: TickReport) -> None:
+        """A gate whose stored state cannot be trusted: no decision, traffic never moves up.
+
+        Traffic goes down only where it shows more than the last safe share; the
+        problem is logged and made an event once (the store says when it is new).
+        """
+        held = entry.held
+        assert held is not None
+        report.errors[entry.key] = held.message
+        workflow = entry.gate.workflow if entry.gate is not None else entry.name
+        self.recorder.record_invalid(
+            namespace=entry.namespace, gate=entry.name, workflow=workflow, message=held.message
+        )
+        if entry.gate is not None and held.lower_to is not None:
+            try:
+                if self._applied.get(entry.key) != held.lower_to:
+                    self._actuate(entry.gate, held.lower_to)
+            except GatectlError as exc:
+                log.warning("gate %s: traffic not lowered: %s", entry.key, exc)
+        if not held.new:
+            return
+        log.warning("%s", held.message)
+        try:
+            self.store.record_event(
+                entry, reason="InvalidState", message=held.message, warning=True
+            )
+        except GatectlError as exc:
+            log.warning("gate %s: could not record the event: %s", entry.key, exc)
 
     def _invalid(self, entry: GateEntry, report: TickReport) -> None:
         report.invalid += 1

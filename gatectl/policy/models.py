@@ -37,6 +37,7 @@ __all__ = [
     "GateSpec",
     "MetricDefinition",
     "ObjectKeyRef",
+    "PatchTarget",
     "PrometheusAuth",
     "PrometheusCA",
     "PrometheusSettings",
@@ -345,18 +346,64 @@ class Approval(_Model):
     required_above: float = Field(ge=0.0, lt=1.0, strict=True)
 
 
+_POINTER = re.compile(r"^(/([^/~]|~[01])*)+$")
+
+
+def _pointer(value: str) -> str:
+    """An RFC 6901 JSON pointer into the object, e.g. ``/spec/http/0/route/0/weight``."""
+    if not _POINTER.match(value):
+        raise ValueError(
+            f"expected a JSON pointer like /spec/http/0/route/0/weight, got {value[:60]!r}"
+        )
+    if value.split("/")[1] in ("apiVersion", "kind", "metadata", "status"):
+        raise ValueError(f"{value[:60]!r} points outside the object's spec")
+    return value
+
+
+JsonPointer = Annotated[str, BeforeValidator(_pointer)]
+
+
+class PatchTarget(_Model):
+    """The object whose weights ``traffic.kind: patch`` sets (in the gate's namespace)."""
+
+    api_version: str = Field(alias="apiVersion")
+    """``GROUP/VERSION`` (``networking.istio.io/v1``), or ``v1`` for the core group."""
+    kind: str
+    """The object's kind, e.g. ``VirtualService``."""
+    name: str = Field(min_length=1)
+    """The object's name."""
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if not re.fullmatch(r"([a-z0-9.-]+/)?v[0-9a-z]+", value):
+            raise ValueError(
+                f"expected GROUP/VERSION like networking.istio.io/v1 (or v1), got {value[:60]!r}"
+            )
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", value):
+            raise ValueError(f"expected a kind like VirtualService, got {value[:60]!r}")
+        return value
+
+
 class TrafficSettings(_Model):
     """How the controller applies the share (``spec.traffic``)."""
 
-    kind: Literal["configmap", "httproute", "deployment", "file", "none"] = "none"
+    kind: Literal[
+        "configmap", "httproute", "deployment", "file", "openfeature", "patch", "none"
+    ] = "none"
     name: str | None = None
-    """ConfigMap / HTTPRoute name; for ``deployment``, the canary Deployment."""
+    """ConfigMap / HTTPRoute / FeatureFlag name; for ``deployment``, the canary Deployment."""
     namespace: str | None = None
     """Defaults to the gate's namespace."""
     key: str = "share"
     """ConfigMap key prefix (``share``, ``mode``)."""
     path: str | None = None
-    """``file``: the JSON file a router reads."""
+    """``file``: the JSON file a router reads; ``openfeature`` in file mode: the flagd flag file."""
     ai_backend: str | None = None
     """``httproute``: the backendRef name of the AI path."""
     deterministic_backend: str | None = None
@@ -365,6 +412,26 @@ class TrafficSettings(_Model):
     """``deployment``: the stable (deterministic) Deployment."""
     total_replicas: int | None = Field(default=None, ge=1, strict=True)
     """``deployment``: replicas split between canary and stable."""
+    flag: str | None = Field(default=None, min_length=1)
+    """``openfeature``: the flag key whose ``fractional`` weights are set."""
+    ai_variant: str | None = Field(default=None, min_length=1)
+    """``openfeature``: the variant that is the AI path."""
+    deterministic_variant: str | None = Field(default=None, min_length=1)
+    """``openfeature``: the variant that is the deterministic path (all traffic at share 0)."""
+    source: Literal["file", "configmap", "featureflag"] | None = None
+    """``openfeature``: where the flag lives: a flag file (``path``, file mode), a ConfigMap
+    holding one (``name``, ``data_key``) or an OpenFeature Operator FeatureFlag (``name``).
+    Default: ``file`` when ``path`` is set, else ``configmap``."""
+    data_key: str = Field(default="flags.flagd.json", min_length=1)
+    """``openfeature`` with ``source: configmap``: the data key holding the flag file (JSON)."""
+    target: PatchTarget | None = None
+    """``patch``: the object to set the two weights in."""
+    ai_weight: JsonPointer | None = None
+    """``patch``: JSON pointer to the AI path's weight, e.g. ``/spec/http/0/route/0/weight``."""
+    deterministic_weight: JsonPointer | None = None
+    """``patch``: JSON pointer to the deterministic path's weight."""
+    total: int = Field(default=100, ge=1, le=1_000_000, strict=True)
+    """``openfeature`` and ``patch``: the two weights add up to this (100: percent)."""
 
     @model_validator(mode="after")
     def _required(self) -> TrafficSettings:
@@ -373,12 +440,29 @@ class TrafficSettings(_Model):
             "httproute": ("name", "ai_backend", "deterministic_backend"),
             "deployment": ("name", "stable_deployment", "total_replicas"),
             "file": ("path",),
+            "openfeature": ("flag", "ai_variant", "deterministic_variant"),
+            "patch": ("target", "ai_weight", "deterministic_weight"),
             "none": (),
         }
         missing = [f for f in need[self.kind] if getattr(self, f) is None]
+        if self.kind == "openfeature":
+            where = "path" if self.flag_source == "file" else "name"
+            if getattr(self, where) is None:
+                missing.append(where)
         if missing:
             raise ValueError(f"kind {self.kind} needs {', '.join(missing)}")
+        if self.kind == "openfeature" and self.ai_variant == self.deterministic_variant:
+            raise ValueError("ai_variant and deterministic_variant must differ")
+        if self.kind == "patch" and self.ai_weight == self.deterministic_weight:
+            raise ValueError("ai_weight and deterministic_weight must be different pointers")
         return self
+
+    @property
+    def flag_source(self) -> str:
+        """``openfeature``: ``file``, ``configmap`` or ``featureflag`` (``source`` or default)."""
+        if self.source is not None:
+            return self.source
+        return "file" if self.path is not None else "configmap"
 
 
 class WebhookSettings(_Model):

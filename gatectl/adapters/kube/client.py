@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_RETRY",
     "DEPLOYMENTS",
     "EVENTS",
+    "FEATUREFLAGS",
     "HTTPROUTES",
     "LEASES",
     "NAMESPACES",
@@ -50,12 +51,15 @@ __all__ = [
     "RELEASEGATES",
     "SECRETS",
     "SELFSUBJECTREVIEWS",
+    "SUBJECTACCESSREVIEWS",
+    "TOKENREVIEWS",
     "ApiClient",
     "ObjectList",
     "ResourceKind",
     "Resources",
     "RetryPolicy",
     "call_with_retries",
+    "discover_kind",
     "load_api_client",
     "map_api_exception",
 ]
@@ -159,6 +163,25 @@ CRDS = ResourceKind("apiextensions.k8s.io", "v1", "customresourcedefinitions", n
 SELFSUBJECTREVIEWS = ResourceKind(
     "authentication.k8s.io", "v1", "selfsubjectreviews", namespaced=False
 )
+FEATUREFLAGS = ResourceKind("core.openfeature.dev", "v1beta1", "featureflags")
+TOKENREVIEWS = ResourceKind("authentication.k8s.io", "v1", "tokenreviews", namespaced=False)
+SUBJECTACCESSREVIEWS = ResourceKind(
+    "authorization.k8s.io", "v1", "subjectaccessreviews", namespaced=False
+)
+
+
+def discover_kind(api_client: ApiClient, api_version: str, kind: str) -> ResourceKind:
+    """The resource type serving ``kind`` in ``api_version``, from the API's discovery data."""
+    group, _, version = api_version.rpartition("/")
+    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    probe = Resources(api_client, ResourceKind(group, version, ""))
+    found = probe._json("GET", base, what=f"discover {api_version}")
+    for resource in found.get("resources") or []:
+        if resource.get("kind") == kind and "/" not in str(resource.get("name", "")):
+            return ResourceKind(
+                group, version, str(resource["name"]), bool(resource.get("namespaced", True))
+            )
+    raise NotFoundError(f"the API serves no kind {kind} in {api_version}", status=404)
 
 
 @dataclass(frozen=True)
@@ -242,6 +265,30 @@ class Resources:
         of it) is a precondition: stale means ConflictError.
         """
         return self._patch(name, patch, namespace=namespace, patch_type=patch_type, sub=None)
+
+    def apply(
+        self,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str = "gatectl",
+        force: bool = True,
+    ) -> Obj:
+        """Server-side apply: ``body`` holds exactly the fields ``field_manager`` owns.
+
+        With ``force``, fields another manager owns with other values are taken
+        over rather than refused with a conflict.
+        """
+        query = _query(fieldManager=field_manager, force="true" if force else None)
+        return self._json(
+            "PATCH",
+            self.kind.path(namespace, name),
+            query=query,
+            body=body,
+            content_type="application/apply-patch+yaml",
+            what=f"apply {name}",
+        )
 
     def patch_status(
         self,
