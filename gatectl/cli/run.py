@@ -87,25 +87,6 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="HOST:PORT",
         help="serve /metrics, /healthz, /readyz here (e.g. 127.0.0.1:9090)",
     )
-    p.add_argument(
-        "--api-token-file",
-        metavar="FILE",
-        help="turn on the decision API (/v1/..., on --metrics-address) for the bearer tokens"
-        " in FILE, one a line (re-read when it changes); each may read every gate",
-    )
-    p.add_argument(
-        "--api-token-review",
-        action="store_true",
-        help="Kubernetes: turn on the decision API for tokens a TokenReview accepts, of users"
-        " a SubjectAccessReview allows to get that ReleaseGate",
-    )
-    p.add_argument(
-        "--api-audience",
-        action="append",
-        default=[],
-        metavar="AUD",
-        help="with --api-token-review: the audience the tokens must carry (repeatable)",
-    )
     p.add_argument("--tick", type=float, default=1.0, metavar="SECONDS", help="loop period")
     p.add_argument("--once", action="store_true", help="evaluate every gate once and exit")
     p.add_argument("--log-format", choices=("text", "json"), default="text")

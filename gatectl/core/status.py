@@ -269,7 +269,10 @@ def phase_of(decision: Decision) -> str:
         return "Progressing"
     if decision.awaiting_approval:
         return "AwaitingApproval"
-    only_window = all(r.startswith("promotion window:") for r in decision.reasons)
+    # Waiting out the window, or a step's first seconds (warming up), is progress, not a problem.
+    only_window = all(
+        r.startswith(("promotion window:", "warming up:")) for r in decision.reasons
+    )
     return "Progressing" if only_window else "Holding"
 
 
@@ -357,8 +360,9 @@ def apply_decision(
         "key": repr(_decision_key(decision, phase)),
     }
     previous = status.last_decision or {}
-    changed = previous.get("key") != summary["key"]
-    announce = any(
+    # A step's first seconds (warming up) are neither a new decision in history nor an Event.
+    changed = previous.get("key") != summary["key"] and not decision.warming_up
+    announce = not decision.warming_up and any(
         previous.get(field) != summary[field]
         for field in ("action", "phase", "nextShare", "complete")
     )

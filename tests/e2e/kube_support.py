@@ -152,6 +152,7 @@ def releasegate(
         "steps": list(steps),
         "promotion_window": window,
         "evaluation_interval": "1s",
+        "prometheus": {"scrape_interval": "1s"},  # the test Prometheus scrapes every second
         "min_samples": 10,
         "success_criteria": {"exception_rate": "<= 0.04"},
         "rollback_trigger": ["exception_rate > 0.2", "critical_regressions > 0"],

@@ -111,6 +111,7 @@ spec:
   steps: [0.05, 0.25, 1.0]
   promotion_window: {window:g}s
   evaluation_interval: 1s
+  prometheus: {{scrape_interval: 1s}}
   min_samples: 10
   success_criteria:
     exception_rate: "<= 0.04"

@@ -99,6 +99,7 @@ kind: ReleaseGate
 metadata: {{name: {name}}}
 spec:
   evaluation_interval: 1s
+  prometheus: {{scrape_interval: 1s}}
   min_samples: 10
   rollback_trigger:
     - critical_regressions > 0

@@ -286,12 +286,13 @@ def test_no_data_fallback_names_the_streak_and_counts_it() -> None:
     )
 
 
-def test_first_evaluation_at_the_step_start_has_no_window_and_is_inconclusive() -> None:
+def test_first_evaluation_at_the_step_start_is_warming_up_not_inconclusive() -> None:
     replay = run(make_gate(), FakeHistory(), until=0)
 
     decision = replay.final.decision
     assert decision.action is Action.HOLD
-    assert decision.inconclusive
+    assert decision.reasons[0] == "warming up: window 0s < 2 × scrape interval 15s"
+    assert (decision.inconclusive, decision.warming_up) == (False, True)
 
 
 @pytest.mark.parametrize(
@@ -391,7 +392,7 @@ def test_timeline_has_one_line_per_change_of_decision_or_share() -> None:
         (round((p.at - T0).total_seconds() / 60), p.decision.action.value, p.phase, p.share)
         for p in lines
     ] == [
-        (0, "hold", "Holding", 0.1),
+        (0, "hold", "Progressing", 0.1),
         (5, "hold", "Holding", 0.1),
         (10, "hold", "Progressing", 0.1),
         (60, "promote", "Progressing", 0.5),
@@ -409,7 +410,7 @@ def test_summary_says_when_it_promoted_fell_back_and_where_it_ended() -> None:
     assert summary.fallback_reason == ("rollback trigger fired: exception_rate > 0.06 (value 0.08)")
     assert summary.completed_at is None
     assert summary.counts == {"promote": 1, "complete": 0, "hold": 18, "fallback": 4}
-    assert summary.inconclusive == 1
+    assert summary.inconclusive == 0  # the step's first look is warming up, not missing data
     assert (summary.final_decision, summary.final_share, summary.final_phase) == (
         Action.FALLBACK,
         0.0,
@@ -422,8 +423,8 @@ def test_table_prints_the_timeline_and_the_summary() -> None:
         "triage  (workflow triage): 2026-11-20T00:00:00Z .. 2026-11-20T01:50:00Z every 5m,"
         " 23 evaluation(s), first step from 2026-11-20T00:00:00Z\n"
         "  TIME                  DECISION  SHARE       PHASE        REASON\n"
-        "  2026-11-20T00:00:00Z  hold      10% -> 10%  Holding      no data for exception_rate:"
-        " no canary requests in the window\n"
+        "  2026-11-20T00:00:00Z  hold      10% -> 10%  Progressing  warming up: window 0s"
+        " < 2 × scrape interval 15s\n"
         "  2026-11-20T00:05:00Z  hold      10% -> 10%  Holding      too few samples: 50 canary"
         " requests in the window, need 100\n"
         "  2026-11-20T00:10:00Z  hold      10% -> 10%  Progressing  promotion window: 50m"
@@ -441,7 +442,7 @@ def test_table_prints_the_timeline_and_the_summary() -> None:
         "    fell back  2026-11-20T01:35:00Z  rollback trigger fired: exception_rate > 0.06"
         " (value 0.08)\n"
         "    final      fallback at 0% (FallenBack); evaluations: 1 promote, 0 complete,"
-        " 18 hold (1 inconclusive), 4 fallback"
+        " 18 hold (0 inconclusive), 4 fallback"
     )
 
 
