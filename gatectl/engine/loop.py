@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gatectl.adapters.decisionapi import BookedRecorder, DecisionBook, decision_api
 from gatectl.adapters.exposition import Recorder
 from gatectl.adapters.serving import serve
 from gatectl.engine.actuators import Actuators, ResourceAPI
@@ -196,7 +197,8 @@ def command(args: argparse.Namespace) -> int:
         store, actuators, leadership, synced, secrets = _kube_mode(args, stop)
     else:
         store, actuators, leadership, synced, secrets = _file_mode(args)
-    recorder = Recorder()
+    decisions = DecisionBook()
+    recorder: Recorder = BookedRecorder(decisions)
     url = args.prometheus_url or os.environ.get("GATECTL_PROMETHEUS_URL") or None
     clients = ClientPool(
         url=url,
@@ -227,8 +229,22 @@ def command(args: argparse.Namespace) -> int:
         )
 
     server = None
+    if (args.api_token_file or args.api_token_review) and not args.metrics_address:
+        raise UsageError("the decision API is served on --metrics-address HOST:PORT: set it")
     if args.metrics_address:
-        server = serve(args.metrics_address, recorder=recorder, healthy=healthy, ready=synced)
+        if args.api_token_review and not args.kubernetes:
+            raise UsageError("--api-token-review needs --kubernetes")
+        api = decision_api(
+            decisions,
+            token_file=args.api_token_file,
+            token_review=args.api_token_review,
+            audiences=args.api_audience,
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+        )
+        server = serve(
+            args.metrics_address, recorder=recorder, healthy=healthy, ready=synced, api=api
+        )
         log.info("serving /metrics, /healthz, /readyz on %s", args.metrics_address)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
