@@ -30,6 +30,7 @@ from gatectl.engine.reconcile import ClientPool, Controller
 from gatectl.engine.stores import FileStore, Store
 from gatectl.engine.tenancy import Tenancy
 from gatectl.errors import UsageError
+from gatectl.policy.models import PrometheusSettings
 
 __all__ = ["JsonFormatter", "command", "run_loop"]
 
@@ -38,10 +39,14 @@ log = logging.getLogger("gatectl.controller")
 
 def _headers(values: list[str]) -> dict[str, str]:
     headers = {}
-    for value in values:
+    for number, value in enumerate(values, 1):
         name, sep, content = value.partition(":")
         if not sep or not name.strip():
-            raise UsageError(f"--prometheus-header {value!r}: expected 'Name: value'")
+            # Never echo it: without its colon, a header may be all value (a token).
+            raise UsageError(f"--prometheus-header #{number}: expected 'Name: value' (not shown)")
+        problem = PrometheusSettings.header_problem(name.strip(), content.strip())
+        if problem is not None:
+            raise UsageError(f"--prometheus-header #{number}: {problem}")
         headers[name.strip()] = content.strip()
     return headers
 

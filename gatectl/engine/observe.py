@@ -14,7 +14,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gatectl.adapters.prometheus import Sample, format_labels, single_value
@@ -224,15 +224,24 @@ def _observation(
             query=query,
             error=f"rate is not a number ({numerator:g}/{denominator:g})",
         )
-    if rate > 1:
+    if rate > 1 + RATE_SLACK:
         return Observation.missing(
             metric,
             f"rate is above 1 ({numerator:g}/{denominator:g}): more events than requests",
             query,
         )
+    if rate > 1:
+        # increase() extrapolates each counter on its own: a path where every request
+        # fails can read a hair above 1. That is a failure rate of 1, not no data (which
+        # would hold a canary that must fall back).
+        rate, numerator = 1.0, denominator
     return Observation(
         metric=metric, value=rate, query=query, numerator=numerator, denominator=denominator
     )
+
+
+RATE_SLACK = 0.05
+"""A rate up to ``1 + RATE_SLACK`` reads as 1 (``increase()`` extrapolation); above, no data."""
 
 
 def _is_builtin_count(metric: str, definition: MetricDefinition) -> bool:
@@ -291,8 +300,10 @@ async def _read_freshness(
         promql = freshness_query(sorted({p.workflow for p in group}), window_seconds=window)
         async with limit:
             answer = await _run(client, promql, at)
-        steps = freshness_steps(window, at=at.timestamp())
-        read = _freshness_by_workflow(answer, at=at, steps=steps)
+        # Ages count from the instant the data was read as of (``at - query_offset``).
+        read_at = at - timedelta(seconds=float(getattr(client, "query_offset", 0.0)))
+        steps = freshness_steps(window, at=read_at.timestamp())
+        read = _freshness_by_workflow(answer, at=read_at, steps=steps)
         for plan in group:
             alone = freshness_query([plan.workflow], window_seconds=window)
             if isinstance(read, QueryError):

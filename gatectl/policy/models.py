@@ -472,6 +472,16 @@ class WebhookSettings(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Seconds = 5.0
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return PrometheusSettings._url(value) or value
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: object) -> object:
+        return PrometheusSettings._headers(value)
+
 
 class GateSpec(_Model):
     """Everything a release gate says (the bare form, or ``spec`` of a ReleaseGate)."""

@@ -316,7 +316,7 @@ def test_a_negative_numerator_is_no_data() -> None:
     )
 
 
-def test_a_rate_above_one_is_no_data() -> None:
+def test_a_rate_clearly_above_one_is_no_data() -> None:
     rate = observed("120", "100", "0").canary["exception_rate"]
     assert (rate.value, rate.error) == (
         None,
@@ -330,6 +330,10 @@ def test_a_rate_above_one_is_no_data() -> None:
         pytest.param("0", "100", 0.0, id="zero"),
         pytest.param("100", "100", 1.0, id="one"),
         pytest.param("2.5", "100", 0.025, id="fractional-increase"),
+        # increase() extrapolates each counter alone: every request failing can read a
+        # hair above 1, which is a failure rate of 1 (a fallback), not no data (a hold).
+        pytest.param("102.4", "100", 1.0, id="extrapolated-just-above-one"),
+        pytest.param("105", "100", 1.0, id="at-the-slack"),
     ],
 )
 def test_rates_within_zero_and_one_are_kept(

@@ -155,6 +155,27 @@ def test_freshness_is_one_query_per_window_for_every_workflow_in_it() -> None:
     }
 
 
+def test_freshness_ages_count_from_the_instant_read_after_a_query_offset() -> None:
+    class Offset(Answers):
+        query_offset = 60.0  # the client reads as of AT - 60 s
+
+    read_at = AT.timestamp() - 60
+    client = Offset(
+        {
+            "[3600s:36s]": [
+                read("a", "newest", read_at - 10),
+                read("a", "coverage", freshness_steps(3600, at=read_at)),
+            ]
+        }
+    )
+    observed = asyncio.run(
+        observe([plan_gate(gate("a"), window_seconds=3600)], client, at=AT, batch=True)
+    )
+    freshness = observed["default/a"].freshness
+    assert freshness is not None
+    assert (freshness.newest_age_seconds, freshness.coverage) == (10.0, 1.0)
+
+
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
