@@ -112,6 +112,12 @@ def _add_evaluate(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--output", "-o", choices=("table", "json", "yaml"), default="table", help="default table"
     )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="evaluate again every evaluation_interval until no gate holds (promote/fallback)",
+    )
+    p.add_argument("--timeout", metavar="D", help="with --wait: a hold after D (e.g. 2h) exits 10")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -203,6 +209,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     now = datetime.now(UTC)
     at = _parse_time(args.at, now=now, flag="--at")
+    from gatectl.cli import pipeline
+
+    if args.wait and args.at != "now":
+        raise UsageError("--wait evaluates as of now, again and again: drop --at")
+    if args.timeout is not None and not args.wait:
+        raise UsageError("--timeout is for --wait")
+    timeout = pipeline.parse_timeout(args.timeout)
     started = _parse_time(args.started_at, now=at, flag="--started-at")
     if started > at:
         raise UsageError(
@@ -214,6 +227,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if loaded.problems:
         # Every problem, as validate lists them: fixing one at a time is slow.
         _print_problems(loaded.problems, prefix="gatectl: ")
+        pipeline.annotate(loaded.problems)
         return EXIT_USAGE
     gates = loaded.gates
     states = []
@@ -231,8 +245,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             )
         )
     url = args.prometheus_url or os.environ.get("GATECTL_PROMETHEUS_URL") or None
-    evaluations = evaluate_gates(states, at=at, url=url)
+    if args.wait:
+        evaluations = pipeline.evaluate_until_verdict(
+            states,
+            evaluate=lambda s, now: evaluate_gates(s, at=now, url=url),
+            timeout=timeout,
+        )
+    else:
+        evaluations = evaluate_gates(states, at=at, url=url)
     _print_decisions([(e.gate, e.decision) for e in evaluations], output=args.output)
+    pipeline.report([(e.gate, e.decision) for e in evaluations])
     worst = max((e.decision.action for e in evaluations), key=lambda a: a.severity)
     return EXIT_CODES[worst.value]
 
