@@ -223,8 +223,9 @@ class StateStore:
 
     @property
     def db(self) -> sqlite3.Connection:
-        """The open connection."""
-        assert self._db is not None
+        """The open connection (``UsageError`` once closed)."""
+        if self._db is None:
+            raise self._fail("the state store is closed")
         return self._db
 
     def _query(self, what: str, sql: str, params: Any = ()) -> list[Any]:

@@ -334,3 +334,27 @@ def test_hold_is_not_a_status(tmp_path: Path) -> None:
     assert "step" not in entry.status
     assert not isinstance(entry.status, Hold)
     store.close()
+
+
+def test_store_made_unusable_while_running_holds_every_gate_and_says_it_once(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.db"
+    store = FileStore(policies(tmp_path / "p", 2), state, clock=clock)
+    fill(store)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state}{suffix}").unlink(missing_ok=True)
+    state.mkdir()
+    first, second = store.list_gates(), store.list_gates()
+    message = (
+        f"{state}: is a directory, not a state store file; every gate is held, traffic left"
+        " where it is"
+    )
+    assert [(e.held.message, e.held.share, e.held.new) for e in first if e.held] == [
+        (message, None, True),
+        (message, None, True),
+    ]
+    assert [e.held.new for e in second if e.held] == [False, False]
+    state.rmdir()
+    assert [e.held for e in store.list_gates()] == [None, None]  # written again from memory
+    store.close()
