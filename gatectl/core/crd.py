@@ -26,7 +26,16 @@ from gatectl.core.observations import PHASES
 from gatectl.policy import models
 from gatectl.policy.models import GateSpec
 
-__all__ = ["GROUP", "PLURAL", "VERSION", "crd_manifest", "crd_yaml", "main", "spec_schema"]
+__all__ = [
+    "GROUP",
+    "MAX_STEPS",
+    "PLURAL",
+    "VERSION",
+    "crd_manifest",
+    "crd_yaml",
+    "main",
+    "spec_schema",
+]
 
 GROUP = "gatectl.io"
 VERSION = "v1alpha1"
@@ -156,7 +165,43 @@ def spec_schema() -> dict[str, Any]:
     # Either promotion_window or promotion_window_hours: gatectl checks which on load.
     schema["required"] = [r for r in schema.get("required", []) if r != "promotion_window"]
     schema["description"] = "What the gate checks and how it rolls out (see docs/policies.md)."
+    _steps_rules(schema)
     return schema
+
+
+MAX_STEPS = 20
+"""The CRD's bound on ``spec.steps``: the API server prices a CEL rule by the longest list
+it may see, and refuses the CRD when an unbounded one could cost too much."""
+
+
+def _steps_rules(schema: dict[str, Any]) -> None:
+    """CEL rules: the API server refuses a gate whose steps gatectl would mark Invalid.
+
+    The same checks as ``GateSpec._steps``, said at admission (``kubectl apply``
+    fails) instead of later in status. Messages are fixed text: a CEL message
+    built with ``string()`` of a number is priced as unbounded and refused.
+    """
+    steps = schema["properties"]["steps"]
+    steps["maxItems"] = MAX_STEPS
+    steps["x-kubernetes-validations"] = [
+        {"rule": "size(self) > 0", "message": "must not be empty"},
+        {
+            "rule": "self.all(i, x, i == 0 || self[i - 1] < x)",
+            "message": "must be strictly ascending (each share above the one before)",
+        },
+        {
+            "rule": "size(self) == 0 || self[size(self) - 1] == 1.0",
+            "message": "the last step must be 1.0 (all traffic on the AI path)",
+        },
+    ]
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": "!has(self.steps) || size(self.steps) == 0"
+            " || self.steps[0] == self.canary_traffic",
+            "message": "the first step must equal canary_traffic",
+            "fieldPath": ".steps",
+        }
+    ]
 
 
 def _status_schema() -> dict[str, Any]:
