@@ -54,6 +54,7 @@ from gatectl.core.observations import PHASES, Action, CheckResult, Decision
 from gatectl.policy import Gate
 
 __all__ = [
+    "AUDIT_OUTCOMES",
     "DECISIONS",
     "ERROR_REASONS",
     "PHASES",
@@ -90,6 +91,13 @@ QUERY_OUTCOMES: tuple[str, ...] = ("success", "error", "timeout")
 ``error``: refused connection, HTTP error, unparseable answer;
 ``timeout``: the query's deadline passed.
 """
+
+AUDIT_OUTCOMES: tuple[str, ...] = ("written", "retried", "dropped")
+"""Values of ``outcome`` on ``gatectl_audit_records_total``.
+
+``written``: a sink took the record; ``retried``: a delivery failed and will be
+tried again (the record stays buffered); ``dropped``: the record will never
+reach that sink (the buffer was full, or could not be written)."""
 
 GATE_LABELS = ("namespace", "gate", "workflow")
 
@@ -331,6 +339,24 @@ def _metric_family(family: _Family, records: list[_GateRecord]) -> Metric:
     return metric
 
 
+class _ChainHead(Collector):
+    """``gatectl_audit_chain_head{sha256}``: one series, replaced atomically at each record."""
+
+    def __init__(self) -> None:
+        self.head: tuple[int, str] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        metric = GaugeMetricFamily(
+            "gatectl_audit_chain_head",
+            "Seq of the newest audit record; its SHA-256 in the label (absent before the first).",
+            labels=["sha256"],
+        )
+        head = self.head
+        if head is not None:
+            metric.add_metric([head[1]], float(head[0]))
+        yield metric
+
+
 class Recorder:
     """Owns every ``gatectl_*`` metric; the controller's one way to publish what it did.
 
@@ -382,6 +408,20 @@ class Recorder:
             ["phase"],
             registry=reg,
         )
+        self.audit_records = Counter(
+            "gatectl_audit_records_total",
+            "Audit records by sink and outcome (written, retried, dropped).",
+            ["sink", "outcome"],
+            registry=reg,
+        )
+        self.audit_backlog = Gauge(
+            "gatectl_audit_backlog_records",
+            "Audit records buffered on disk that a sink has not taken yet.",
+            ["sink"],
+            registry=reg,
+        )
+        self._chain_head = _ChainHead()
+        reg.register(self._chain_head)
         for outcome in QUERY_OUTCOMES:
             self.query_duration.labels(outcome=outcome)
             self.queries.labels(outcome=outcome)
@@ -463,6 +503,26 @@ class Recorder:
             _require(phase, PHASES, "phase")
         for phase in PHASES:
             self.gates.labels(phase=phase).set(counts.get(phase, 0))
+
+    def audit_sinks(self, sinks: Iterable[str]) -> None:
+        """Create the audit series of each sink at 0, so ``increase()`` sees the first event."""
+        for sink in sinks:
+            for outcome in AUDIT_OUTCOMES:
+                self.audit_records.labels(sink=sink, outcome=outcome)
+            self.audit_backlog.labels(sink=sink).set(0)
+
+    def count_audit(self, sink: str, outcome: str, records: int = 1) -> None:
+        """Count audit records that ``sink`` took, will retry, or will never get."""
+        _require(outcome, AUDIT_OUTCOMES, "outcome")
+        self.audit_records.labels(sink=sink, outcome=outcome).inc(records)
+
+    def set_audit_backlog(self, sink: str, records: int) -> None:
+        """Records buffered that ``sink`` has not taken yet."""
+        self.audit_backlog.labels(sink=sink).set(records)
+
+    def set_audit_head(self, seq: int, sha256: str) -> None:
+        """The newest record of the audit chain (its seq; its hash as the label)."""
+        self._chain_head.head = (seq, sha256)
 
     def exposition(self, *, openmetrics: bool = False) -> bytes:
         """The registry in Prometheus text format (or OpenMetrics, where state sets are typed).

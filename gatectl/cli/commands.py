@@ -13,9 +13,12 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add the controller, its human commands and replay to ``sub``."""
-    from gatectl.cli import humans, replay, run
+    """Add the controller, its human commands, replay and the audit trail to ``sub``."""
+    from gatectl.cli import audit, evidence, humans, replay, run, stop
 
     run.add_parser(sub)
     humans.add_parsers(sub)
+    stop.add_parser(sub)
     replay.add_parser(sub)
+    audit.add_parser(sub)
+    evidence.add_parser(sub)

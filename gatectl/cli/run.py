@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from gatectl.cli import audit
+
 __all__ = ["add_parser"]
 
 
@@ -87,9 +89,29 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="HOST:PORT",
         help="serve /metrics, /healthz, /readyz here (e.g. 127.0.0.1:9090)",
     )
+    p.add_argument(
+        "--api-token-file",
+        metavar="FILE",
+        help="turn on the decision API (/v1/..., on --metrics-address) for the bearer tokens"
+        " in FILE, one a line (re-read when it changes); each may read every gate",
+    )
+    p.add_argument(
+        "--api-token-review",
+        action="store_true",
+        help="Kubernetes: turn on the decision API for tokens a TokenReview accepts, of users"
+        " a SubjectAccessReview allows to get that ReleaseGate",
+    )
+    p.add_argument(
+        "--api-audience",
+        action="append",
+        default=[],
+        metavar="AUD",
+        help="with --api-token-review: the audience the tokens must carry (repeatable)",
+    )
     p.add_argument("--tick", type=float, default=1.0, metavar="SECONDS", help="loop period")
     p.add_argument("--once", action="store_true", help="evaluate every gate once and exit")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
+    audit.add_run_flags(p)
     p.set_defaults(func=_command)
 
 

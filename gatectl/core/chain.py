@@ -169,6 +169,7 @@ def verify(lines: Sequence[bytes | str], *, heads: Sequence[Head] = ()) -> Verdi
     hashes: dict[int, str] = {}
     previous: _Line | None = None
     previous_hash: str | None = None
+    earlier: Head | None = None  # the record before ``previous``
     for index, line in enumerate(parsed):
         if line.problem == "cut":
             return _verdict(
@@ -192,7 +193,11 @@ def verify(lines: Sequence[bytes | str], *, heads: Sequence[Head] = ()) -> Verdi
         if line.record["prev"] != previous_hash:
             following = parsed[index + 1] if index + 1 < len(parsed) else None
             at, message = _mismatch(line, previous, previous_hash, following, heads)
+            if previous is not None and at == previous.number:
+                return Verdict(at - 1, earlier, Broken(at, "edited", message))
             return _verdict(previous, previous_hash, line.number, "edited", message, at=at)
+        if previous is not None:
+            earlier = Head(previous.seq or 0, previous_hash or "", "log")
         previous, previous_hash = line, digest(line.record)
         if line.seq in wanted:
             hashes[line.seq] = previous_hash

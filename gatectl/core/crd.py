@@ -243,6 +243,32 @@ def _status_schema() -> dict[str, Any]:
                 "description": "When this rollout began; approvals from before it do not count.",
             },
             "lastApproval": {"type": "string", "description": "The last approval recorded."},
+            "lastFallback": {
+                "type": "string",
+                "description": "The last `gatectl fallback` request acted on (its token).",
+            },
+            "humanFallback": {
+                "type": "object",
+                "description": "While a human fallback holds: who asked, why and when.",
+                "properties": {
+                    "by": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "at": {"type": "string"},
+                },
+            },
+            "workflow": {
+                "type": "string",
+                "description": "The workflow the gate's metrics are read for.",
+            },
+            "audit": {
+                "type": "object",
+                "description": "The audit record written last about this gate: its seq and"
+                " SHA-256 (a chain head kept outside the log).",
+                "properties": {
+                    "seq": {"type": "integer", "format": "int64", "minimum": 1},
+                    "sha256": {"type": "string"},
+                },
+            },
             "lastDecision": {
                 "type": "object",
                 "description": "The last decision: action, time, reasons and evidence.",

@@ -31,6 +31,7 @@ __all__ = [
     "apply_decision",
     "approved",
     "commit_pending",
+    "fallback_due",
     "gate_state",
     "initial_status",
     "phase_of",
@@ -42,7 +43,8 @@ HISTORY_LIMIT = 20
 
 @dataclass(frozen=True)
 class GateRequests:
-    """What humans asked for: approval of a step, a reset, a pause (annotations or state file)."""
+    """What humans asked for: approval of a step, a reset, a pause, a fallback (annotations or
+    state file)."""
 
     approved_step: int | None = None
     """Promotion *into* this step (1-based) is approved."""
@@ -52,6 +54,10 @@ class GateRequests:
     """A new token (usually a timestamp) asks for a reset; each token acts once."""
     reset_by: str | None = None
     paused: bool = False
+    fallback_token: str | None = None
+    """A new token (the time it was asked) falls the gate back now; each token acts once."""
+    fallback_by: str | None = None
+    fallback_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,13 @@ class GateStatus:
     conditions: tuple[Mapping[str, Any], ...] = field(default=())
     rollout_started_at: datetime | None = None
     """When this rollout began (a new revision or a reset): older approvals do not count."""
+    last_fallback: str | None = None
+    """The last human fallback token acted on (``gatectl fallback``)."""
+    stopped: Mapping[str, Any] | None = None
+    """While a human fallback holds: who (``by``), why (``reason``) and when (``at``)."""
+    workflow: str | None = None
+    audit: Mapping[str, Any] | None = None
+    """The audit chain's record about this gate written last: ``{"seq", "sha256"}``."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``status`` object (camelCase, JSON-ready)."""
@@ -100,6 +113,10 @@ class GateStatus:
             "rolloutStartedAt": (
                 format_time(self.rollout_started_at) if self.rollout_started_at else None
             ),
+            "lastFallback": self.last_fallback,
+            "humanFallback": dict(self.stopped) if self.stopped else None,
+            "workflow": self.workflow,
+            "audit": dict(self.audit) if self.audit else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
@@ -127,6 +144,10 @@ class GateStatus:
                 message=body.get("message"),
                 conditions=tuple(body.get("conditions") or ()),
                 rollout_started_at=parse_time(str(rollout), now=started) if rollout else started,
+                last_fallback=body.get("lastFallback"),
+                stopped=body.get("humanFallback"),
+                workflow=body.get("workflow"),
+                audit=body.get("audit"),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -144,6 +165,7 @@ def initial_status(
         observed_generation=gate.generation,
         history=history,
         rollout_started_at=now,
+        workflow=gate.workflow,
     )
 
 
@@ -165,9 +187,11 @@ def prepare(
         return initial_status(
             gate, now=now, history=(_event(now, "start", revision=gate.revision),)
         )
+    last_fallback, audit = status.last_fallback, status.audit  # a restart keeps these
     if _new_revision(status, gate) and status.pending is None:
         entry = _event(now, "new-revision", revision=gate.revision, previous=status.revision)
-        return initial_status(gate, now=now, history=_push(status.history, entry))
+        fresh = initial_status(gate, now=now, history=_push(status.history, entry))
+        return replace(fresh, last_fallback=last_fallback, audit=audit)
     if (
         requests.reset_token
         and requests.reset_token != status.last_reset
@@ -175,9 +199,19 @@ def prepare(
     ):
         entry = _event(now, "reset", by=requests.reset_by or "unknown", token=requests.reset_token)
         fresh = initial_status(gate, now=now, history=_push(status.history, entry))
-        return replace(fresh, last_reset=requests.reset_token, last_approval=status.last_approval)
+        return replace(
+            fresh,
+            last_reset=requests.reset_token,
+            last_approval=status.last_approval,
+            last_fallback=last_fallback,
+            audit=audit,
+        )
     if status.observed_generation != gate.generation:
         status = replace(status, observed_generation=gate.generation)
+    if status.workflow != gate.workflow:
+        status = replace(status, workflow=gate.workflow)
+    if fallback_due(status, requests):
+        status = _fall_back(status, requests, now=now)
     status = _realign(status, gate, now=now)
     token = (
         f"{requests.approved_step}:{requests.approved_by}:{requests.approved_at}"
@@ -194,6 +228,55 @@ def prepare(
         )
         status = replace(status, last_approval=token, history=_push(status.history, entry))
     return status
+
+
+def fallback_due(status: GateStatus, requests: GateRequests) -> bool:
+    """A human fallback (``gatectl fallback``) not acted on yet, and not undone by a later reset.
+
+    Each token acts once. A reset given after it (its token is a later time) has
+    already cleared it, so an old fallback annotation never comes back.
+    """
+    token = requests.fallback_token
+    if not isinstance(token, str) or not token or token == status.last_fallback:
+        return False
+    if status.pending is not None:
+        return False  # finish the traffic change in flight first (the next pass falls back)
+    return not (status.last_reset and _later(status.last_reset, token))
+
+
+def _later(first: str, second: str) -> bool:
+    """``first`` is a later time than ``second`` (tokens are times; unreadable ones are not)."""
+    try:
+        reference = datetime.now().astimezone()
+        return parse_time(first, now=reference) > parse_time(second, now=reference)
+    except ValueError:
+        return False
+
+
+def _fall_back(status: GateStatus, requests: GateRequests, *, now: datetime) -> GateStatus:
+    """The deterministic path now, whatever the metrics say: sticky until a reset or revision."""
+    by = str(requests.fallback_by or "unknown")
+    reason = str(requests.fallback_reason or "")
+    token = str(requests.fallback_token)
+    entry = _event(now, "fallback-requested", by=by, reason=reason, token=token, share=status.share)
+    return replace(
+        status,
+        step=0,
+        share=0.0,
+        fallen_back=True,
+        phase="FallenBack",
+        step_started_at=now,
+        inconclusive_count=0,
+        last_fallback=token,
+        stopped={"by": by, "reason": reason, "at": token},
+        history=_push(status.history, entry),
+        message=_stop_message({"by": by, "reason": reason}),
+    )
+
+
+def _stop_message(stopped: Mapping[str, Any]) -> str:
+    reason = str(stopped.get("reason") or "").strip()
+    return f"fallen back by {stopped.get('by', 'unknown')}" + (f": {reason}" if reason else "")
 
 
 def _new_revision(status: GateStatus, gate: Gate) -> bool:
@@ -270,9 +353,7 @@ def phase_of(decision: Decision) -> str:
     if decision.awaiting_approval:
         return "AwaitingApproval"
     # Waiting out the window, or a step's first seconds (warming up), is progress, not a problem.
-    only_window = all(
-        r.startswith(("promotion window:", "warming up:")) for r in decision.reasons
-    )
+    only_window = all(r.startswith(("promotion window:", "warming up:")) for r in decision.reasons)
     return "Progressing" if only_window else "Holding"
 
 
@@ -381,7 +462,7 @@ def apply_decision(
         inconclusive_count=decision.inconclusive_count,
         last_decision=last,
         history=history,
-        message=_message(decision),
+        message=_stop_message(status.stopped) if status.stopped else _message(decision),
         conditions=_conditions(status.conditions, phase=phase, decision=decision, now=now),
     )
     moves = decision.next_share != status.share or (

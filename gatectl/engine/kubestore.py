@@ -8,7 +8,9 @@ re-reads it on the next pass. Human requests are annotations:
 
 - ``gatectl.io/approved-step`` (+ ``-by``, ``-at``): promotion into that step is approved;
 - ``gatectl.io/reset`` (a token, e.g. a timestamp) + ``gatectl.io/reset-by``;
-- ``gatectl.io/paused: "true"``.
+- ``gatectl.io/paused: "true"``;
+- ``gatectl.io/fallback`` (a token: the time asked) + ``gatectl.io/fallback-by`` and
+  ``gatectl.io/fallback-reason``: fall back now (``gatectl fallback``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ ANNOTATIONS = {
     "reset": "gatectl.io/reset",
     "reset_by": "gatectl.io/reset-by",
     "paused": "gatectl.io/paused",
+    "fallback": "gatectl.io/fallback",
+    "fallback_by": "gatectl.io/fallback-by",
+    "fallback_reason": "gatectl.io/fallback-reason",
 }
 
 
@@ -55,6 +60,9 @@ def requests_from_annotations(annotations: Mapping[str, str]) -> GateRequests:
         reset_token=annotations.get(ANNOTATIONS["reset"]),
         reset_by=annotations.get(ANNOTATIONS["reset_by"]),
         paused=annotations.get(ANNOTATIONS["paused"], "").lower() == "true",
+        fallback_token=annotations.get(ANNOTATIONS["fallback"]),
+        fallback_by=annotations.get(ANNOTATIONS["fallback_by"]),
+        fallback_reason=annotations.get(ANNOTATIONS["fallback_reason"]),
     )
 
 

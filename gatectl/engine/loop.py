@@ -24,6 +24,7 @@ from gatectl.adapters.decisionapi import BookedRecorder, DecisionBook, decision_
 from gatectl.adapters.exposition import Recorder
 from gatectl.adapters.serving import serve
 from gatectl.engine.actuators import Actuators, ResourceAPI
+from gatectl.engine.audit import AuditLog, FileSink, Sink, StdoutSink
 from gatectl.engine.credentials import KubeSecretReader, ObjectReader
 from gatectl.engine.filestate import LeaderLock
 from gatectl.engine.reconcile import ClientPool, Controller
@@ -37,18 +38,66 @@ __all__ = ["JsonFormatter", "command", "run_loop"]
 log = logging.getLogger("gatectl.controller")
 
 
-def _headers(values: list[str]) -> dict[str, str]:
+def _headers(values: list[str], *, flag: str = "--prometheus-header") -> dict[str, str]:
     headers = {}
     for number, value in enumerate(values, 1):
         name, sep, content = value.partition(":")
         if not sep or not name.strip():
             # Never echo it: without its colon, a header may be all value (a token).
-            raise UsageError(f"--prometheus-header #{number}: expected 'Name: value' (not shown)")
+            raise UsageError(f"{flag} #{number}: expected 'Name: value' (not shown)")
         problem = PrometheusSettings.header_problem(name.strip(), content.strip())
         if problem is not None:
-            raise UsageError(f"--prometheus-header #{number}: {problem}")
+            raise UsageError(f"{flag} #{number}: {problem}")
         headers[name.strip()] = content.strip()
     return headers
+
+
+def _identity(args: argparse.Namespace) -> str:
+    """Who this controller is: ``--identity``, else ``$POD_NAME``, else the host name (+ pid)."""
+    if args.identity or os.environ.get("POD_NAME"):
+        return str(args.identity or os.environ["POD_NAME"])
+    host = socket.gethostname()
+    return f"{host}-{os.getpid()}" if args.kubernetes else host
+
+
+def _audit(args: argparse.Namespace, recorder: Recorder) -> AuditLog | None:
+    """The decision log's sinks and buffer from the flags (file mode: a file by default)."""
+    path = args.audit_log
+    if path is None and not args.kubernetes and args.state_file:
+        path = f"{args.state_file}.audit.jsonl"
+    sinks: list[Sink] = []
+    if path:
+        sinks.append(FileSink(path))
+    if args.audit_stdout:
+        sinks.append(StdoutSink())
+    if args.audit_url:
+        from gatectl.adapters.cloudevents import HttpSink
+        from gatectl.errors import QueryError
+
+        try:
+            sinks.append(
+                HttpSink(
+                    args.audit_url,
+                    source=args.audit_source,
+                    headers=_headers(args.audit_header, flag="--audit-header"),
+                )
+            )
+        except QueryError as exc:
+            raise UsageError(f"--audit-header: {exc}") from None
+    if not sinks:
+        log.warning(
+            "no audit sink: decisions are not recorded (--audit-log, --audit-stdout, --audit-url)"
+        )
+        return None
+    buffer = args.audit_buffer or (f"{path}.buffer" if path else None)
+    if buffer is None:
+        raise UsageError(
+            "--audit-stdout and --audit-url need --audit-buffer DIR (a directory that survives"
+            " a restart, where records wait for their sinks)"
+        )
+    return AuditLog(
+        buffer, sinks=sinks, capacity=args.audit_buffer_mib * 1024 * 1024, metrics=recorder
+    )
 
 
 class _Leadership:
@@ -220,8 +269,15 @@ def command(args: argparse.Namespace) -> int:
         webhook_urls=tuple(args.webhook_allowed_url),
         cross_namespace_traffic=args.allow_cross_namespace_traffic,
     )
+    audit = _audit(args, recorder)
     controller = Controller(
-        store, clients=clients, actuators=actuators, recorder=recorder, tenancy=tenancy
+        store,
+        clients=clients,
+        actuators=actuators,
+        recorder=recorder,
+        tenancy=tenancy,
+        audit=audit,
+        identity=_identity(args),
     )
     period = max(args.tick, 0.05)
 
@@ -263,6 +319,8 @@ def command(args: argparse.Namespace) -> int:
             asyncio.run(run_loop(controller, leading=leadership.leading, stop=stop, tick=period))
     finally:
         stop.set()
+        if audit is not None:
+            audit.close(drain=args.audit_drain)
         leadership.release()
         if server is not None:
             server.close()

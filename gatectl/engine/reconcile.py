@@ -24,6 +24,8 @@ from typing import Any
 from gatectl.adapters.exposition import Recorder
 from gatectl.adapters.prometheus import PrometheusClient
 from gatectl.adapters.webhooks import Webhooks
+from gatectl.core.auditrecord import decision_record, status_records
+from gatectl.core.chain import Head
 from gatectl.core.decide import decide, evaluation_window
 from gatectl.core.observations import Decision, ObservationSet
 from gatectl.core.render import decision_to_dict
@@ -31,10 +33,12 @@ from gatectl.core.status import (
     GateStatus,
     apply_decision,
     commit_pending,
+    fallback_due,
     gate_state,
     prepare,
 )
 from gatectl.engine.actuators import ActuatorError, Actuators
+from gatectl.engine.audit import AuditLog
 from gatectl.engine.credentials import GateCredentials, ObjectReader, credentials_for
 from gatectl.engine.observe import GatePlan, observe, plan_gate, quantize_window
 from gatectl.engine.stores import GateEntry, Store
@@ -160,8 +164,13 @@ class Controller:
         clock: Callable[[], datetime] = _now,
         batch: bool = True,
         tenancy: Tenancy | None = None,
+        audit: AuditLog | None = None,
+        identity: str = "gatectl",
     ) -> None:
         self.store = store
+        self.audit = audit
+        self.actor = f"controller:{identity}"
+        """Who decisions are recorded as made by (``actor`` of audit records)."""
         self.tenancy = tenancy or Tenancy()
         self.clients = clients
         self.actuators = actuators
@@ -194,6 +203,7 @@ class Controller:
         started = time.monotonic()
         entries = self.store.list_gates()
         self._forget_deleted(entries)
+        self._audit_start(entries)
         phases: Counter[str] = Counter()
         now = self.clock()
         work: list[tuple[GateEntry, Gate, GateStatus]] = []
@@ -211,7 +221,8 @@ class Controller:
                 self._invalid(replace(listed, gate=None, error="; ".join(refused)), report)
                 phases["Invalid"] += 1
                 continue
-            if not force and self._next_due.get(listed.key, 0.0) > started:
+            due = self._next_due.get(listed.key, 0.0) <= started or _stop_asked(listed)
+            if not force and not due:
                 phases[str(listed.status.get("phase", "Progressing"))] += 1
                 continue
             self._next_due[listed.key] = started + listed.gate.spec.evaluation_interval
@@ -247,6 +258,8 @@ class Controller:
             phases[phase] += 1
         self.recorder.set_phase_counts(dict(phases))
         self.recorder.observe_evaluation(time.monotonic() - started)
+        if self.audit is not None:
+            self.audit.sync()
         return report
 
     def _prepare(
@@ -261,7 +274,10 @@ class Controller:
                 status = commit_pending(status, now=self.clock())
                 entry = self._write(entry, status)
                 log.info("gate %s: completed pending change to share %g", entry.key, share)
-            status = prepare(status, gate, entry.requests, now=now)
+            before = status
+            status = self._record_status(
+                gate, before, prepare(status, gate, entry.requests, now=now), now=now
+            )
             if self._applied.get(entry.key) != status.share:
                 self._actuate(gate, status.share)
             return entry, status
@@ -326,6 +342,13 @@ class Controller:
             )
         transition = apply_decision(status, decision, gate, now=now)
         new = transition.status
+        if transition.changed and self.audit is not None:
+            record = decision_record(
+                gate, decision, before=status, phase=new.phase, actor=self.actor, now=now
+            )
+            new = _with_head(new, self.audit.append(record))
+            if transition.new_share is not None:
+                self.audit.sync()  # the record is on disk before the traffic it records moves
         try:
             if transition.new_share is not None:
                 entry = self._write(entry, new)
@@ -342,6 +365,45 @@ class Controller:
         if transition.announce:
             self._announce(entry, gate, decision, new)
         return new.phase
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def _audit_start(self, entries: list[GateEntry]) -> None:
+        """Open the audit log (first pass as leader); continue from the newest head in status.
+
+        Another replica may have led since this one last did: its records are
+        newer, and the chain goes on from the newest head any gate's status holds.
+        """
+        if self.audit is None:
+            return
+        if not self.audit.opened:
+            try:
+                self.audit.open()
+            except GatectlError as exc:
+                log.error("audit log not written: %s (decisions go on; records are dropped)", exc)
+        newest: Head | None = None
+        for entry in entries:
+            head = entry.status.get("audit") if isinstance(entry.status, Mapping) else None
+            if not isinstance(head, Mapping) or type(head.get("seq")) is not int:
+                continue
+            if newest is None or head["seq"] > newest.seq:
+                newest = Head(head["seq"], str(head.get("sha256")), f"status of {entry.key}")
+        if newest is not None:
+            self.audit.adopt(newest)
+
+    def _record_status(
+        self, gate: Gate, before: GateStatus | None, after: GateStatus, *, now: datetime
+    ) -> GateStatus:
+        """Record what ``prepare`` did (new gate, revision, approval, reset, human fallback)."""
+        if self.audit is None:
+            return after
+        records = status_records(gate, before=before, after=after, actor=self.actor, now=now)
+        head = None
+        for body in records:
+            head = self.audit.append(body) or head
+        if records and (before is None or before.share != after.share):
+            self.audit.sync()  # on disk before the traffic it records moves
+        return _with_head(after, head)
 
     # -- effects ------------------------------------------------------------------------------
 
@@ -492,7 +554,35 @@ class Controller:
                 decision, gate=gate.name, workflow=gate.workflow, namespace=gate.namespace
             )
             payload["phase"] = status.phase
-            self.webhooks.send(gate.spec.webhook, payload)
+            try:
+                key = self._signing_key(gate)
+            except GatectlError as exc:  # never sent unsigned when a key was asked for
+                log.warning("gate %s: webhook not sent: %s", entry.key, exc)
+                return
+            self.webhooks.send(gate.spec.webhook, payload, key=key)
+
+    def _signing_key(self, gate: Gate) -> bytes | None:
+        """The HMAC key that signs ``gate``'s webhook bodies, if it names one."""
+        webhook = gate.spec.webhook
+        if webhook is None:
+            return None
+        if webhook.secret_ref is not None:
+            if self.clients.secrets is None:
+                raise GatectlError("webhook.secretRef is read only on Kubernetes")
+            text = self.clients.secrets.value(
+                "secrets", namespace=gate.namespace, ref=webhook.secret_ref
+            )
+            return text.encode()
+        if webhook.signing_key_file is not None:
+            try:
+                with open(webhook.signing_key_file, "rb") as handle:
+                    return handle.read().strip()
+            except OSError as exc:
+                raise GatectlError(
+                    f"cannot read webhook.signing_key_file {webhook.signing_key_file}:"
+                    f" {exc.strerror or exc}"
+                ) from None
+        return None
 
     def _log(self, entry: GateEntry, gate: Gate, decision: Decision, phase: str) -> None:
         log.info(
@@ -518,3 +608,19 @@ class Controller:
             self._next_due.pop(f"{namespace}/{name}", None)
             self._applied.pop(f"{namespace}/{name}", None)
         self._known = present
+
+
+def _with_head(status: GateStatus, head: Head | None) -> GateStatus:
+    """``status`` pointing at the audit record just written about its gate."""
+    if head is None:
+        return status
+    return replace(status, audit={"seq": head.seq, "sha256": head.sha256})
+
+
+def _stop_asked(entry: GateEntry) -> bool:
+    """A human fallback waits: the gate is due now, whatever its evaluation interval."""
+    token = entry.requests.fallback_token
+    if not token or token == entry.status.get("lastFallback"):
+        return False
+    status = GateStatus.from_dict(entry.status) if entry.status else None
+    return status is None or fallback_due(status, entry.requests)

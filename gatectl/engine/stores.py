@@ -103,6 +103,8 @@ def requests_from_mapping(body: Mapping[str, Any]) -> GateRequests:
     """File-mode requests (``approve``/``reset``/``pause`` written by the CLI), validated."""
     approve = body.get("approve") or {}
     reset = body.get("reset") or {}
+    stop = body.get("fallback")
+    stop = stop if isinstance(stop, Mapping) else {}
     return GateRequests(
         approved_step=approve.get("step"),
         approved_by=approve.get("by"),
@@ -110,6 +112,9 @@ def requests_from_mapping(body: Mapping[str, Any]) -> GateRequests:
         reset_token=reset.get("token"),
         reset_by=reset.get("by"),
         paused=bool(body.get("paused", False)),
+        fallback_token=stop.get("token"),
+        fallback_by=stop.get("by"),
+        fallback_reason=stop.get("reason"),
     )
 
 

@@ -91,7 +91,7 @@ def test_editing_any_field_of_a_record_is_found(field: str) -> None:
     assert (verdict.broken.line, verdict.broken.kind) == (5, "edited")
     assert verdict.broken.message.startswith("line 5 (seq 5) was edited: its SHA-256 is ")
     assert "but line 6 (seq 6) says prev " in verdict.broken.message
-    assert verdict.head is not None and verdict.head.seq == 5
+    assert verdict.head is not None and verdict.head.seq == 4  # the last record before it
 
 
 def test_editing_a_prev_names_the_record_itself() -> None:

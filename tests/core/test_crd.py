@@ -164,6 +164,10 @@ def test_status_schema_has_every_field_the_controller_writes() -> None:
         message="m",
         conditions=({"type": "Ready", "status": "True"},),
         rollout_started_at=datetime(2026, 11, 20, tzinfo=UTC),
+        last_fallback="f",
+        stopped={"by": "alice", "reason": "harm", "at": "f"},
+        workflow="w",
+        audit={"seq": 1, "sha256": "0" * 64},
     ).to_dict()
     assert set(status) == set(written)
     assert status["phase"]["enum"] == [

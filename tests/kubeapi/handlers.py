@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
     from .server import KubeAPIServer
 
-__all__ = ["REASONS", "handle"]
+__all__ = ["REASONS", "USERNAME", "handle"]
+
+USERNAME = "kubeapi-admin"
+"""Who the test API server says every caller is (SelfSubjectReview)."""
 
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -64,6 +67,13 @@ class Responder(Protocol):
 def handle(h: Responder, method: str, path: str, query: Mapping[str, str], raw: bytes) -> int:
     """Answer one request; returns the HTTP status sent. Errors are raised as ``ApiError``."""
     store = h.api.store
+    if method == "POST" and path == "/apis/authentication.k8s.io/v1/selfsubjectreviews":
+        # Who am I: a real API server answers with the authenticated user (gatectl approve,
+        # reset, fallback record it); this one has a single user.
+        review = json.loads(raw or b"{}")
+        review["status"] = {"userInfo": {"username": USERNAME, "groups": ["system:masters"]}}
+        h._send_json(201, review)
+        return 201
     if method == "GET" and (found := _discovery(store, path)) is not None:
         h._send_json(200, found)
         return 200
