@@ -12,6 +12,9 @@ of a chat webhook is often its secret, and user info is never shown.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,7 +32,16 @@ from gatectl.adapters.http import (
 from gatectl.errors import QueryError
 from gatectl.policy.models import WebhookSettings
 
-__all__ = ["DEFAULT_RETRY", "Webhooks"]
+__all__ = ["DEFAULT_RETRY", "SIGNATURE_HEADER", "Webhooks", "signature"]
+
+SIGNATURE_HEADER = "X-Gatectl-Signature"
+"""``sha256=<hex HMAC-SHA256 of the exact body bytes>``, when the webhook has a key."""
+
+
+def signature(body: bytes, key: bytes) -> str:
+    """The ``X-Gatectl-Signature`` value for ``body`` signed with ``key``."""
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
 
 log = logging.getLogger("gatectl.webhook")
 
@@ -63,9 +75,15 @@ class Webhooks:
         self.delivered = 0
         self.failed = 0
 
-    def send(self, webhook: WebhookSettings, payload: dict[str, Any]) -> None:
-        """Schedule one POST (needs a running event loop)."""
-        task = asyncio.get_running_loop().create_task(self._post(webhook, payload))
+    def send(
+        self, webhook: WebhookSettings, payload: dict[str, Any], *, key: bytes | None = None
+    ) -> None:
+        """Schedule one POST (needs a running event loop); signed when ``key`` is given."""
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers[SIGNATURE_HEADER] = signature(body, key)
+        task = asyncio.get_running_loop().create_task(self._post(webhook, body, headers))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -74,7 +92,7 @@ class Webhooks:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _post(self, webhook: WebhookSettings, payload: dict[str, Any]) -> None:
+    async def _post(self, webhook: WebhookSettings, body: bytes, signed: dict[str, str]) -> None:
         what = f"webhook to {_origin(webhook.url)}"
         try:
             async with async_client(
@@ -83,7 +101,7 @@ class Webhooks:
 
                 async def attempt() -> None:
                     try:
-                        response = await client.post(webhook.url, json=payload)
+                        response = await client.post(webhook.url, content=body, headers=signed)
                     except httpx.HTTPError as exc:
                         raise transport_error(exc, url=_origin(webhook.url)) from exc
                     except httpx.InvalidURL as exc:

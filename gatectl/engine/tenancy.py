@@ -124,6 +124,16 @@ def violations(gate: Gate, tenancy: Tenancy) -> list[str]:
                 " namespace unless started with --allow-cross-namespace-traffic"
             )
     webhook = spec.webhook
+    if webhook is not None and webhook.signing_key_file is not None:
+        found.append(
+            "spec.webhook.signing_key_file: a ReleaseGate may not name files on the"
+            " controller; use webhook.secretRef (a Secret in the gate's namespace)"
+        )
+    elif webhook is not None and webhook.secret_ref is None and tenancy.webhook_urls:
+        found.append(
+            "spec.webhook.secretRef: webhooks are signed (X-Gatectl-Signature, HMAC-SHA256):"
+            " name the Secret key in the gate's namespace that holds the signing key"
+        )
     if webhook is not None and not url_allowed(webhook.url, tenancy.webhook_urls):
         if not tenancy.webhook_urls:
             found.append(

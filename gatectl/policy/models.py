@@ -471,6 +471,13 @@ class WebhookSettings(_Model):
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Seconds = 5.0
+    secret_ref: ObjectKeyRef | None = Field(
+        default=None, validation_alias="secretRef", serialization_alias="secretRef"
+    )
+    """Kubernetes: the HMAC-SHA256 key (a Secret key in the gate's namespace) that signs
+    each body in ``X-Gatectl-Signature``; required there."""
+    signing_key_file: str | None = None
+    """File mode: a file holding the HMAC-SHA256 key that signs each body."""
 
     @field_validator("url")
     @classmethod

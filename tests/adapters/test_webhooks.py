@@ -8,14 +8,19 @@ only, never a path token, a password or a header value.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from gatectl.adapters.http import RetryPolicy
-from gatectl.adapters.webhooks import DEFAULT_RETRY, Webhooks
+from gatectl.adapters.webhooks import DEFAULT_RETRY, Webhooks, signature
 from gatectl.policy import WebhookSettings
 
 HOOK = "http://127.0.0.1:1/services/T000/B000/s3cret-path-token"
@@ -135,3 +140,53 @@ def test_logs_never_show_user_info_or_the_path(caplog: pytest.LogCaptureFixture)
     text = "\n".join(caplog.messages)
     assert "webhook to https://127.0.0.1:8443" in text
     assert "hunter2" not in text and "s3cret" not in text and "bot" not in text
+
+
+# --- signatures -----------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "operator.md"
+
+
+def documented_verify() -> Callable[[bytes, str, bytes], bool]:
+    """The receiver's ``verify`` exactly as docs/operator.md shows it."""
+    text = DOCS.read_text(encoding="utf-8")
+    start = text.index("<!-- webhook-verify -->")
+    block = text[start:].split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(compile(block, str(DOCS), "exec"), scope)
+    verify: Callable[[bytes, str, bytes], bool] = scope["verify"]
+    return verify
+
+
+def test_a_keyed_webhook_is_signed_and_the_documented_check_accepts_it() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    hooks = Webhooks(transport=httpx.MockTransport(handler))
+
+    async def go() -> None:
+        hooks.send(WebhookSettings(url=HOOK), {"decision": "promote", "gate": "é"}, key=b"k3y")
+        await hooks.drain()
+
+    asyncio.run(go())
+    (request,) = seen
+    body = request.content
+    assert request.headers["X-Gatectl-Signature"] == signature(body, b"k3y")
+    assert request.headers["X-Gatectl-Signature"] == (
+        "sha256=" + hmac.new(b"k3y", body, hashlib.sha256).hexdigest()
+    )
+    verify = documented_verify()
+    assert verify(body, request.headers["X-Gatectl-Signature"], b"k3y")
+    assert not verify(body, request.headers["X-Gatectl-Signature"], b"another key")
+    assert not verify(
+        body.replace(b"promote", b"fallback"), request.headers["X-Gatectl-Signature"], b"k3y"
+    )
+    assert json.loads(body) == {"decision": "promote", "gate": "é"}
+
+
+def test_an_unkeyed_webhook_carries_no_signature() -> None:
+    _, seen, _ = run([httpx.Response(200)])
+    assert "X-Gatectl-Signature" not in seen[0].headers

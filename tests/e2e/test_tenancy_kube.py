@@ -12,6 +12,10 @@ test sees that the controller's token goes there and nowhere else.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -224,3 +228,35 @@ def test_a_gates_own_token_comes_from_a_secret_in_its_namespace(
     assert f"Secret {kube.namespace}/no-such-secret not found" in str(status.get("message"))
     assert "the-teams-own-token" not in stderr
     assert TOKEN not in str([r.headers for r in seen])
+
+
+def test_an_allowed_webhook_is_signed_with_the_gates_own_key(
+    kube: KubeTarget, api: Api, platform: Capture, tenant: Capture, tmp_path: Path
+) -> None:
+    kube.resources(SECRETS).create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "webhook-signing", "namespace": kube.namespace},
+            "data": {"hmac": base64.b64encode(b"shared-hmac-key").decode()},
+        },
+        namespace=kube.namespace,
+    )
+    webhook = {"url": f"{tenant.url}/hook", "secretRef": {"name": "webhook-signing", "key": "hmac"}}
+    fast = {"scrape_interval": "1s"}
+    api.create(releasegate("signed", webhook=webhook, prometheus=fast))
+    api.create(releasegate("unsigned", webhook={"url": f"{tenant.url}/hook"}, prometheus=fast))
+    allow = ("--webhook-allowed-url", f"{tenant.url}/hook")
+
+    run_once(kube, tmp_path, platform.url, *allow)  # warming up: nothing to announce yet
+    time.sleep(2.5)
+    run_once(kube, tmp_path, platform.url, *allow)  # past warm-up: a change of decision
+
+    hooks = [r for r in tenant.seen() if r.path == "/hook"]
+    assert len(hooks) == 1, hooks
+    (hook,) = hooks
+    expected = "sha256=" + hmac.new(b"shared-hmac-key", hook.body, hashlib.sha256).hexdigest()
+    assert hook.headers["X-Gatectl-Signature"] == expected
+    assert json.loads(hook.body)["gate"] == "signed"
+    assert TOKEN not in str(hook.headers)
+    assert_invalid(api, "unsigned", "spec.webhook.secretRef: webhooks are signed")

@@ -9,6 +9,7 @@ import pytest
 from gatectl.engine.tenancy import Tenancy, url_allowed, violations
 from gatectl.policy.models import Gate, GateSpec
 
+KEY = {"name": "webhook-signing", "key": "hmac"}
 PLATFORM = Tenancy(
     kubernetes=True,
     prometheus_urls=("http://prometheus.monitoring:9090", "https://mimir.example/prometheus"),
@@ -124,7 +125,7 @@ def gate(**spec: Any) -> Gate:
             id="file-traffic",
         ),
         pytest.param(
-            {"webhook": {"url": "http://169.254.169.254/latest/meta-data"}},
+            {"webhook": {"url": "http://169.254.169.254/latest/meta-data", "secretRef": KEY}},
             [
                 "spec.webhook.url: http://169.254.169.254/latest/meta-data is not an allowed"
                 " webhook destination (allowed: https://hooks.example/gatectl/)"
@@ -132,7 +133,30 @@ def gate(**spec: Any) -> Gate:
             id="webhook-elsewhere",
         ),
         pytest.param(
-            {"webhook": {"url": "https://hooks.example/gatectl/support"}}, [], id="webhook-ok"
+            {"webhook": {"url": "https://hooks.example/gatectl/support", "secretRef": KEY}},
+            [],
+            id="webhook-ok",
+        ),
+        pytest.param(
+            {"webhook": {"url": "https://hooks.example/gatectl/support"}},
+            [
+                "spec.webhook.secretRef: webhooks are signed (X-Gatectl-Signature, HMAC-SHA256):"
+                " name the Secret key in the gate's namespace that holds the signing key"
+            ],
+            id="webhook-unsigned",
+        ),
+        pytest.param(
+            {
+                "webhook": {
+                    "url": "https://hooks.example/gatectl/support",
+                    "signing_key_file": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                }
+            },
+            [
+                "spec.webhook.signing_key_file: a ReleaseGate may not name files on the"
+                " controller; use webhook.secretRef (a Secret in the gate's namespace)"
+            ],
+            id="webhook-key-file",
         ),
     ],
 )
