@@ -171,7 +171,11 @@ def _replay_plot(package: dict[str, Any], *, url: str | None, path: Path) -> str
     every = max(span / 300, min(gate.spec.evaluation_interval, span))
     try:
         replay = replay_from_prometheus(
-            gate, at=instants(start, end, every_seconds=every), started_at=start, url=url
+            gate,
+            at=instants(start, end, every_seconds=every),
+            started_at=start,
+            url=url,
+            approve_all=bool(package.get("approvals")),  # a human approved: so does the replay
         )
         write_plot(replay, path)
     except (GatectlError, ValueError, OSError) as exc:

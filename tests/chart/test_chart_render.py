@@ -218,6 +218,11 @@ def test_default_deployment_runs_two_replicas_with_leader_election(chart: Any) -
         "$(POD_NAMESPACE)",
         "--prometheus-url",
         "http://prometheus-operated.monitoring.svc:9090",
+        "--audit-buffer",
+        "/var/lib/gatectl/audit/$(POD_NAME)",
+        "--audit-buffer-mib",
+        "256",
+        "--audit-stdout",
     ]
 
 
