@@ -304,6 +304,7 @@ def test_an_http_sink_down_for_a_minute_then_slow_loses_nothing_and_never_delays
     sink.start()
     wait_until(lambda: sink.waiting > 0, what="the sink to be holding a request")
     passes(6)  # passes go on while the sink is stuck on a request
+    assert sink.waiting > 0  # ... still stuck: no pass waited for it
     sink.hold.set()
     assert audit.flush(timeout=120), audit.backlog()
     audit.close()
@@ -407,7 +408,7 @@ def test_a_human_fallback_acts_at_the_next_tick_whatever_the_interval_and_sticks
 
 def test_appending_never_waits_for_a_stuck_sink(tmp_path: Path, recorder: Recorder) -> None:
     """A sink stuck inside ``deliver`` holds its worker only."""
-    entered, release = threading.Event(), threading.Event()
+    entered, release, left = threading.Event(), threading.Event(), threading.Event()
 
     class Stuck:
         name, batch = "stuck", 1
@@ -418,6 +419,7 @@ def test_appending_never_waits_for_a_stuck_sink(tmp_path: Path, recorder: Record
         def deliver(self, lines: Any) -> None:
             entered.set()
             release.wait(timeout=60)
+            left.set()
 
         def close(self) -> None:
             return None
@@ -428,6 +430,7 @@ def test_appending_never_waits_for_a_stuck_sink(tmp_path: Path, recorder: Record
     for n in range(1, 200):
         assert audit.append(record(n)) is not None
     assert audit.backlog()["stuck"] == 200  # the first is still in its hands
+    assert not left.is_set()  # every append returned while the sink was stuck
     release.set()
     assert audit.flush(timeout=60)
     audit.close()
