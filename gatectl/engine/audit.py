@@ -111,6 +111,7 @@ class AuditLog:
         self._segments: list[_Segment] = []
         self._writer: BinaryIO | None = None
         self._head: Head | None = None
+        self._unsynced = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._lock_handle: Any = None
@@ -250,15 +251,17 @@ class AuditLog:
             self._writer = open(segment.path, "ab")  # noqa: SIM115 - kept open
         self._writer.write(line)
         self._writer.flush()
+        self._unsynced = True
         segment.offsets.append(segment.size)
         segment.size += len(line)
 
     def sync(self) -> None:
         """Make every buffered record durable (fsync)."""
         with self._cond:
-            if self._writer is not None:
+            if self._writer is not None and self._unsynced:
                 try:
                     os.fsync(self._writer.fileno())
+                    self._unsynced = False
                 except OSError as exc:
                     log.error("audit buffer not synced: %s", exc.strerror or exc)
 

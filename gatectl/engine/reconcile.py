@@ -380,7 +380,10 @@ class Controller:
             try:
                 self.audit.open()
             except GatectlError as exc:
-                log.error("audit log not written: %s (decisions go on; records are dropped)", exc)
+                said = f"audit log not written: {exc} (decisions go on; records are dropped)"
+                if self._said.get("audit") != said:  # once, not every tick
+                    self._said["audit"] = said
+                    log.error("%s", said)
         newest: Head | None = None
         for entry in entries:
             head = entry.status.get("audit") if isinstance(entry.status, Mapping) else None

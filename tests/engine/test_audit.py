@@ -434,3 +434,27 @@ def test_appending_never_waits_for_a_stuck_sink(tmp_path: Path, recorder: Record
     release.set()
     assert audit.flush(timeout=60)
     audit.close()
+
+
+def test_a_buffer_that_cannot_be_opened_drops_records_counted_and_decisions_go_on(
+    tmp_path: Path, recorder: Recorder, prometheus_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = open_log(tmp_path, [FileSink(tmp_path / "other.jsonl")], recorder)
+    store, clock = FakeStore(), Clock()
+    store.add(gate("triage"))
+    audit = AuditLog(tmp_path / "buffer", sinks=[FileSink(tmp_path / "a.jsonl")], metrics=recorder)
+    rig = controller(store, ClientPool(url=prometheus_url), clock, audit)
+    try:
+        for _ in range(3):
+            report = run_tick(rig)
+            assert list(report.decisions) == ["default/triage"]
+            clock.advance(minutes=1)
+    finally:
+        holder.close()
+    assert store.statuses["default/triage"]["step"] == 1
+    assert counted(recorder, "file", "dropped") >= 2  # the start, and a decision
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        f"audit log not written: audit buffer {tmp_path / 'buffer'}: another gatectl process"
+        " uses it (decisions go on; records are dropped)"
+    ]
