@@ -41,7 +41,12 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     )
     _common(p)
     p.add_argument("gate", metavar="GATE")
-    p.add_argument("--by", default=None, help="who approves (default: $USER)")
+    p.add_argument(
+        "--by",
+        default=None,
+        help="file mode: who approves (default: $USER). On Kubernetes the approver is who"
+        " your credentials say (SelfSubjectReview), never a typed name",
+    )
     p.add_argument("--step", type=int, default=None, help="the step approved (default: next)")
     p.set_defaults(func=_approve)
 
@@ -50,7 +55,11 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     )
     _common(p)
     p.add_argument("gate", metavar="GATE")
-    p.add_argument("--by", default=None, help="who resets (default: $USER)")
+    p.add_argument(
+        "--by",
+        default=None,
+        help="file mode: who resets (default: $USER). On Kubernetes: who your credentials say",
+    )
     p.set_defaults(func=_reset)
 
     for name, paused in (("pause", True), ("resume", False)):
@@ -123,6 +132,20 @@ def _gates(args: argparse.Namespace) -> Any:
     )
 
 
+def _kube_actor(args: argparse.Namespace) -> str:
+    """The caller's authenticated username; ``--by`` may only repeat it."""
+    from gatectl.adapters.kube.client import load_api_client
+    from gatectl.adapters.kube.identity import whoami
+
+    who = whoami(load_api_client(kubeconfig=args.kubeconfig, context=args.context))
+    if args.by and args.by != who:
+        raise UsageError(
+            f"--by {args.by[:60]!r}: on Kubernetes the actor is who your credentials say"
+            f" ({who}); --by is for file mode"
+        )
+    return who
+
+
 def _annotate(args: argparse.Namespace, annotations: Mapping[str, str | None]) -> None:
     gates = _gates(args)
     try:
@@ -161,6 +184,7 @@ def _approve(args: argparse.Namespace) -> int:
         return 0
     from gatectl.engine.kubestore import ANNOTATIONS
 
+    by = _kube_actor(args)
     step = args.step or int(_kube_status(args).get("step", 0)) + 1
     _annotate(
         args,
@@ -190,6 +214,7 @@ def _reset(args: argparse.Namespace) -> int:
     else:
         from gatectl.engine.kubestore import ANNOTATIONS
 
+        by = _kube_actor(args)
         _annotate(args, {ANNOTATIONS["reset"]: token, ANNOTATIONS["reset_by"]: by})
     print(f"reset requested for {args.gate} by {by}: it restarts at step 1 on the next pass")
     return 0

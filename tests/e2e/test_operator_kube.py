@@ -62,6 +62,7 @@ from e2e.kube_support import (
 )
 from gatectl.adapters.kube import (
     CRDS,
+    whoami,
 )
 from gatectl.core.status import GateStatus
 from gatectl.core.timeparse import format_time, parse_time
@@ -317,7 +318,13 @@ def test_approval_holds_until_gatectl_approve_and_pause_stops_promotion(
     assert rows["approval"][4] == "AwaitingApproval"
     assert rows["paused"][4] == "Paused"
 
-    approved = gatectl_cli("approve", "approval", "--by", "alice", *cli)
+    forged = gatectl_cli("approve", "approval", "--by", "mallory", *cli)
+    assert forged.returncode == 2
+    me = whoami(kube.api_client)
+    assert f"--by 'mallory': on Kubernetes the actor is who your credentials say ({me})" in (
+        forged.stderr
+    )
+    approved = gatectl_cli("approve", "approval", *cli)
     assert approved.returncode == 0, approved.stderr
     status = wait_for(
         lambda: (s := api.status("approval")).get("step") == 2 and "pending" not in s and s,
@@ -326,7 +333,7 @@ def test_approval_holds_until_gatectl_approve_and_pause_stops_promotion(
     )
     assert status["share"] == 0.25
     approvals = [h for h in status["history"] if h["action"] == "approved"]
-    assert [(h["step"], h["by"]) for h in approvals] == [(2, "alice")]
+    assert [(h["step"], h["by"]) for h in approvals] == [(2, me)]
     assert api.share("approval") == 0.25
 
     # Paused all along: window long past, still step 1, traffic untouched.
@@ -758,9 +765,7 @@ def test_an_approval_does_not_carry_over_to_a_new_revision(
     time.sleep(WINDOW + 1.0)
     in_process.tick()
     assert api.status("approved")["phase"] == "AwaitingApproval"
-    done = gatectl_cli(
-        "approve", "approved", "--by", "alice", "--kubeconfig", kube.kubeconfig, "-n", api.ns
-    )
+    done = gatectl_cli("approve", "approved", "--kubeconfig", kube.kubeconfig, "-n", api.ns)
     assert done.returncode == 0, done.stderr
     in_process.tick()
     assert api.status("approved")["step"] == 2
