@@ -11,6 +11,7 @@ next pass completes, never a step taken twice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from gatectl.policy.models import Gate
 
 __all__ = [
     "CONDITION_TYPES",
+    "HISTORY_BYTES",
     "HISTORY_LIMIT",
     "PHASES",
     "GateRequests",
@@ -173,10 +175,27 @@ def _event(now: datetime, action: str, **fields: Any) -> dict[str, Any]:
     return {"time": format_time(now), "action": action, **fields}
 
 
+HISTORY_BYTES = 32_000
+"""History is trimmed (oldest first) to this many bytes of JSON as well as HISTORY_LIMIT entries,
+so a status stays far below etcd's object limit whatever the policy or the fleet."""
+
+
+def _size(item: Any) -> int:
+    return len(json.dumps(item, separators=(",", ":"), default=str))
+
+
 def _push(
     history: tuple[Mapping[str, Any], ...], entry: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any], ...]:
-    return (*history, entry)[-HISTORY_LIMIT:]
+    if _size(entry) > HISTORY_BYTES // 2:
+        # One entry alone too large (a policy with very many checks): keep what happened.
+        entry = {k: v for k, v in entry.items() if k != "evidence"} | {"evidenceOmitted": True}
+    kept = list((*history, entry)[-HISTORY_LIMIT:])
+    sizes = [_size(h) for h in kept]
+    while len(kept) > 1 and sum(sizes) + len(kept) + 1 > HISTORY_BYTES:
+        kept.pop(0)
+        sizes.pop(0)
+    return tuple(kept)
 
 
 def prepare(

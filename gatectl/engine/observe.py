@@ -156,7 +156,9 @@ async def _execute(
             by_workflow[sample.labels.get("workflow", "")].append(sample)
         for read in group:
             try:
-                results[read] = single_value(by_workflow.get(read.workflow, []), promql=promql)
+                # A gate's evidence names its own query (read.promql()), never the batch:
+                # the batch lists every workflow, so quoting it would grow with the fleet.
+                results[read] = single_value(by_workflow.get(read.workflow, []))
             except QueryError as exc:
                 results[read] = exc
 
