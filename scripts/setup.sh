@@ -5,12 +5,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
-  echo "setup: installing Prometheus (Debian package prometheus)" >&2
+# Debian packages, installed only when missing: Prometheus and promtool (the demo and the
+# tests), and for the tests alone openssl (certificates for the test kube-apiserver) and
+# chromium (the evidence page is opened in a real headless browser).
+packages=()
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+if [ "${GATECTL_SETUP_TESTS:-}" = 1 ]; then
+  command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+  command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+fi
+if [ "${#packages[@]}" -gt 0 ]; then
+  echo "setup: installing ${packages[*]} (Debian packages)" >&2
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${packages[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

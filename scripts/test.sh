@@ -4,7 +4,14 @@
 # on the lowest dependency versions pyproject.toml allows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+GATECTL_SETUP_TESTS=1 bash scripts/setup.sh
+# Test binaries built from Go modules, cached by version under ~/.cache/gatectl (the first
+# build on a fresh machine takes ~10 minutes; later runs reuse them in a second): a real
+# etcd, kube-apiserver and kubectl for the operator tests, flagd's evaluator for the
+# OpenFeature tests.
+echo "== test binaries (Go modules, cached)" >&2
+bash scripts/kube-binaries.sh >/dev/null
+bash scripts/flagd-binary.sh >/dev/null
 echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
