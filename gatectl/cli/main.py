@@ -118,6 +118,13 @@ def _add_evaluate(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="evaluate again every evaluation_interval until no gate holds (promote/fallback)",
     )
     p.add_argument("--timeout", metavar="D", help="with --wait: a hold after D (e.g. 2h) exits 10")
+    p.add_argument(
+        "--deadline",
+        metavar="D",
+        default="60s",
+        help="every query of one evaluation ends within D (default 60s); a gate whose queries"
+        " did not answer by then holds, saying so",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -216,6 +223,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.timeout is not None and not args.wait:
         raise UsageError("--timeout is for --wait")
     timeout = pipeline.parse_timeout(args.timeout)
+    deadline = _duration(args.deadline, flag="--deadline")
     started = _parse_time(args.started_at, now=at, flag="--started-at")
     if started > at:
         raise UsageError(
@@ -248,15 +256,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.wait:
         evaluations = pipeline.evaluate_until_verdict(
             states,
-            evaluate=lambda s, now: evaluate_gates(s, at=now, url=url),
+            evaluate=lambda s, now: evaluate_gates(s, at=now, url=url, timeout=deadline),
             timeout=timeout,
         )
     else:
-        evaluations = evaluate_gates(states, at=at, url=url)
+        evaluations = evaluate_gates(states, at=at, url=url, timeout=deadline)
     _print_decisions([(e.gate, e.decision) for e in evaluations], output=args.output)
     pipeline.report([(e.gate, e.decision) for e in evaluations])
     worst = max((e.decision.action for e in evaluations), key=lambda a: a.severity)
     return EXIT_CODES[worst.value]
+
+
+def _duration(text: str, *, flag: str) -> float:
+    """A positive duration flag in seconds (``90s``, ``5m``); exit 2 naming the flag."""
+    from gatectl.errors import UsageError
+    from gatectl.policy.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text, bare_unit="s")
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if seconds <= 0:
+        raise UsageError(f"{flag} must be longer than 0, got {text[:40]!r}")
+    return seconds
 
 
 def _step_of(shares: Sequence[float], *, step: int | None, share: float | None, gate: str) -> int:
