@@ -107,6 +107,13 @@ def violations(gate: Gate, tenancy: Tenancy) -> list[str]:
         )
     traffic = spec.traffic
     if traffic is not None:
+        if traffic.kind == "openfeature" and (
+            traffic.source == "file" or (traffic.source is None and traffic.path is not None)
+        ):
+            found.append(
+                "spec.traffic.source: a flag file is on the controller's filesystem and is for"
+                " file mode only; on Kubernetes use source configmap or featureflag"
+            )
         if traffic.kind == "file":
             found.append(
                 "spec.traffic.kind: file writes on the controller's filesystem and is for"

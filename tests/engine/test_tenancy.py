@@ -125,6 +125,22 @@ def gate(**spec: Any) -> Gate:
             id="file-traffic",
         ),
         pytest.param(
+            {
+                "traffic": {
+                    "kind": "openfeature",
+                    "flag": "triage-ai",
+                    "ai_variant": "ai",
+                    "deterministic_variant": "rules",
+                    "path": "/etc/flagd/flags.json",
+                }
+            },
+            [
+                "spec.traffic.source: a flag file is on the controller's filesystem and is for"
+                " file mode only; on Kubernetes use source configmap or featureflag"
+            ],
+            id="openfeature-flag-file",
+        ),
+        pytest.param(
             {"webhook": {"url": "http://169.254.169.254/latest/meta-data", "secretRef": KEY}},
             [
                 "spec.webhook.url: http://169.254.169.254/latest/meta-data is not an allowed"
