@@ -406,6 +406,9 @@ def _message(decision: Decision) -> str | None:
         window = decision.window
         ends = window.started_at + timedelta(seconds=window.required_seconds)
         return f"healthy so far; the promotion window ends at {format_time(ends)}"
+    if first.startswith("warming up:"):  # its window grows each tick: say when the step began
+        started = format_time(decision.window.started_at)
+        return f"warming up: the step started at {started}; no data is read for its first scrapes"
     return first
 
 

@@ -63,8 +63,8 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
-def _statuses(url: str, fleet: int, *, ticks: int = 2) -> dict[str, dict[str, Any]]:
-    """Every gate's status after ``ticks`` passes a minute apart over a fleet of ``fleet``."""
+def _store(url: str, fleet: int, *, ticks: int = 2, apart: float = 60.0) -> FakeStore:
+    """The store after ``ticks`` passes ``apart`` seconds apart over a fleet of ``fleet``."""
     clock, store = Clock(T0 + timedelta(minutes=5)), FakeStore()
     for i in range(fleet):
         store.add(gate(_name(i), workflow=_name(i)))
@@ -81,12 +81,16 @@ def _statuses(url: str, fleet: int, *, ticks: int = 2) -> dict[str, dict[str, An
         try:
             for _ in range(ticks):
                 await controller.tick(force=True)
-                clock.advance(minutes=1)
+                clock.advance(seconds=apart)
         finally:
             await pool.aclose()
 
     asyncio.run(run())
-    return store.statuses
+    return store
+
+
+def _statuses(url: str, fleet: int) -> dict[str, dict[str, Any]]:
+    return _store(url, fleet).statuses
 
 
 def _queries(status: Any) -> Iterator[str]:
@@ -127,6 +131,17 @@ def test_evidence_quotes_the_gates_own_query_never_the_batch(prometheus_url: str
         assert own in queries, queries
         assert all("=~" not in q and _name(i) in q for q in queries), queries
         assert "=~" not in json.dumps(status)  # nor in reasons or errors
+
+
+def test_a_step_warming_up_is_not_rewritten_every_pass(prometheus_url: str) -> None:
+    """Writes only on change: the warm-up message must not count the window's seconds."""
+    store = _store(prometheus_url, 3, ticks=3, apart=5.0)  # 0 s, 5 s, 10 s: all < 2 scrapes
+    assert len(store.writes) == 3  # each gate's first status, then nothing new
+    message = store.statuses[f"default/{_name(0)}"]["message"]
+    assert message == (
+        "warming up: the step started at 2026-11-20T12:05:00Z; no data is read for its first"
+        " scrapes"
+    )
 
 
 def _entry(i: int, evidence_bytes: int) -> dict[str, Any]:
