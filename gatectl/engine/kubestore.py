@@ -28,10 +28,14 @@ from gatectl.core.status import GateRequests
 from gatectl.engine.stores import GateEntry
 from gatectl.errors import ConflictError, GatectlError, NotFoundError, PolicyError
 from gatectl.policy import gate_from_resource
+from gatectl.policy.models import Gate
 
 __all__ = ["ANNOTATIONS", "KubeStore", "requests_from_annotations"]
 
 log = logging.getLogger("gatectl.controller")
+
+_Validated = tuple[tuple[Any, Any], Gate | None, str | None]
+"""(uid, generation) -> the validated Gate or the error message of its spec."""
 
 ANNOTATIONS = {
     "approved_step": "gatectl.io/approved-step",
@@ -88,6 +92,7 @@ class KubeStore:
         self.label_selector = label_selector
         self.watch_timeout = watch_timeout
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._validated_cache: dict[tuple[str, str], _Validated] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -159,14 +164,11 @@ class KubeStore:
         with self._lock:
             objects = list(self._cache.values())
         entries = []
+        validated: dict[tuple[str, str], _Validated] = {}
         for obj in sorted(objects, key=_key):
             namespace, name = _key(obj)
             meta = obj.get("metadata") or {}
-            try:
-                gate = gate_from_resource(obj, source=f"{namespace}/{name}")
-                error = None
-            except PolicyError as exc:
-                gate, error = None, exc.render()
+            gate, error = self._validated(obj, (namespace, name), validated)
             entries.append(
                 GateEntry(
                     key=f"{namespace}/{name}",
@@ -179,7 +181,37 @@ class KubeStore:
                     handle=obj,
                 )
             )
+        self._validated_cache = validated  # deleted gates leave it
         return entries
+
+    def _validated(
+        self,
+        obj: Mapping[str, Any],
+        key: tuple[str, str],
+        validated: dict[tuple[str, str], _Validated],
+    ) -> tuple[Gate | None, str | None]:
+        """The gate of ``obj``, validated once per spec (generation), not once per tick.
+
+        A status write changes the resourceVersion but never the generation, so a
+        settled fleet is validated on its first pass only.
+        """
+        meta = obj.get("metadata") or {}
+        generation = meta.get("generation")
+        version = (
+            meta.get("uid"),
+            generation if isinstance(generation, int) else meta.get("resourceVersion"),
+        )
+        known = self._validated_cache.get(key)
+        if known is not None and known[0] == version:
+            validated[key] = known
+            return known[1], known[2]
+        namespace, name = key
+        try:
+            gate, error = gate_from_resource(obj, source=f"{namespace}/{name}"), None
+        except PolicyError as exc:
+            gate, error = None, exc.render()
+        validated[key] = (version, gate, error)
+        return gate, error
 
     def write_status(self, entry: GateEntry, status: Mapping[str, Any]) -> GateEntry:
         """PUT the status subresource with the object's resourceVersion (409 when stale).

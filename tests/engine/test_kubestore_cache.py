@@ -1,0 +1,80 @@
+"""KubeStore validates a ReleaseGate once per spec, not on every pass (issue 12).
+
+Against the project's test API server: a status write changes the object's
+resourceVersion but not its generation, so the next ``list_gates`` hands back
+the very same validated Gate; a spec change (a new generation) is validated
+again, and an invalid spec keeps its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubeapi.server import KubeAPIServer
+
+from gatectl.adapters.kube import load_api_client
+from gatectl.engine.kubestore import KubeStore
+
+CRD_FILE = Path(__file__).resolve().parents[2] / "charts/gatectl/crds/releasegates.gatectl.io.yaml"
+GATES = ("gatectl.io/v1alpha1", "releasegates")
+
+
+def releasegate(name: str, **spec: Any) -> dict[str, Any]:
+    body = {
+        "workflow": name,
+        "canary_traffic": 0.05,
+        "steps": [0.05, 1.0],
+        "promotion_window": "1h",
+        "success_criteria": {"exception_rate": "<= 0.04"},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "gatectl.io/v1alpha1",
+        "kind": "ReleaseGate",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": body,
+    }
+
+
+@pytest.fixture
+def api() -> Iterator[KubeAPIServer]:
+    with KubeAPIServer() as server:
+        crd = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
+        server.put("apiextensions.k8s.io/v1", "customresourcedefinitions", crd)
+        yield server
+
+
+def test_a_status_write_does_not_revalidate_the_gate(api: KubeAPIServer) -> None:
+    api.put(*GATES, releasegate("triage"))
+    store = KubeStore(load_api_client(kubeconfig=api.kubeconfig_path))
+    store.sync()
+    (first,) = store.list_gates()
+    assert first.gate is not None
+    written = store.write_status(first, {"phase": "Progressing", "step": 1})
+    (second,) = store.list_gates()
+    assert (
+        second.handle["metadata"]["resourceVersion"] != first.handle["metadata"]["resourceVersion"]
+    )
+    assert second.status == written.status == {"phase": "Progressing", "step": 1}
+    assert second.gate is first.gate  # the same validated object: no pydantic pass
+
+
+def test_a_spec_change_is_validated_again(api: KubeAPIServer) -> None:
+    api.put(*GATES, releasegate("triage"))
+    store = KubeStore(load_api_client(kubeconfig=api.kubeconfig_path))
+    store.sync()
+    (first,) = store.list_gates()
+    api.put(*GATES, releasegate("triage", steps=[0.05, 0.5, 1.0]))
+    store.sync()
+    (second,) = store.list_gates()
+    assert first.gate is not None and second.gate is not None
+    assert (first.gate.spec.shares, second.gate.spec.shares) == ((0.05, 1.0), (0.05, 0.5, 1.0))
+    api.put(*GATES, releasegate("triage", steps=[0.5, 0.05]))
+    store.sync()
+    (third,) = store.list_gates()
+    assert third.gate is None
+    assert third.error is not None and "steps" in third.error
