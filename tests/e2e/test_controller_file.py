@@ -121,7 +121,6 @@ spec:
     - critical_regressions > 0
     - reviewer_queue_sla_breach == true
   traffic: {{kind: file, path: "{traffic}"}}
-  prometheus: {{scrape_interval: 1s}}
 {extra}""",
         encoding="utf-8",
     )
@@ -243,7 +242,7 @@ class Audit:
         if row is not None and hashlib.sha256(row[0].encode()).hexdigest() != row[1]:
             self.torn_reads += 1
         status = json.loads(row[0]) if row else {}
-        if status:
+        if "step" in status:
             seen = (int(status["step"]), float(status["share"]), str(status["stepStartedAt"]))
             if not self.steps or self.steps[-1] != seen:
                 self.steps.append(seen)
@@ -522,8 +521,10 @@ def test_approval_waits_for_gatectl_approve(prometheus: LocalPrometheus, tmp_pat
             text=True,
             check=True,
         )
-        assert "approve" in listed.stdout
-        assert "AwaitingApproval" in listed.stdout
+        (row,) = [line.split() for line in listed.stdout.splitlines() if "approve" in line]
+        # With live traffic the gate may dip back to Holding while its bounds tighten.
+        assert row[:4] == ["default", "approve", "1", "5%"]
+        assert row[4] in ("AwaitingApproval", "Holding")
         approved = subprocess.run(
             [
                 sys.executable,
