@@ -14,6 +14,7 @@ server are ``fake_api_only``.
 
 from __future__ import annotations
 
+import base64
 import functools
 import itertools
 import json
@@ -62,6 +63,7 @@ from e2e.kube_support import (
 )
 from gatectl.adapters.kube import (
     CRDS,
+    SECRETS,
     whoami,
 )
 from gatectl.core.status import GateStatus
@@ -547,8 +549,8 @@ def test_two_controllers_only_the_leader_writes_and_the_other_takes_over(
 def test_run_once_evaluates_every_gate_and_exits(
     kube: KubeTarget, api: Api, prometheus: str
 ) -> None:
-    api.create(releasegate("metrics"))
-    done = gatectl_cli(
+    api.create(releasegate("metrics", window="1h", prometheus={"scrape_interval": "1s"}))
+    once = (
         "run",
         "--kubernetes",
         "--once",
@@ -559,6 +561,13 @@ def test_run_once_evaluates_every_gate_and_exits(
         "--prometheus-url",
         prometheus,
     )
+    done = gatectl_cli(*once)
+    assert done.returncode == 0, done.stderr
+    status = api.status("metrics")
+    # A step's first seconds are warming up: a hold that records no decision yet.
+    assert (status["step"], status["share"], "lastDecision" in status) == (1, 0.05, False)
+    time.sleep(2.5)  # past 2 x the declared 1s scrape interval
+    done = gatectl_cli(*once)
     assert done.returncode == 0, done.stderr
     status = api.status("metrics")
     assert (status["step"], status["share"], status["lastDecision"]["action"]) == (1, 0.05, "hold")
@@ -806,13 +815,33 @@ def test_a_gate_without_prometheus_says_so_in_status_and_one_event(
 
 
 def test_invalid_gate_is_marked_invalid_and_the_others_progress_with_events(
-    api: Api, controller: ControllerProcess
+    kube: KubeTarget, api: Api, prometheus: str, tmp_path: Path
 ) -> None:
     broken = releasegate("broken", workflow="invalid-ok")
     broken["spec"]["success_criteria"] = {"exception_rate": "<== 0.04"}
     api.create(broken)
-    with WebhookSink() as hook:
-        api.create(releasegate("invalid-ok", webhook={"url": hook.url}))
+    kube.resources(SECRETS).create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hook-key", "namespace": api.ns},
+            "data": {"hmac": base64.b64encode(b"k").decode()},
+        },
+        namespace=api.ns,
+    )
+    with (
+        WebhookSink() as hook,
+        ControllerProcess(
+            kubeconfig=kube.kubeconfig,
+            namespace=kube.namespace,
+            prometheus_url=prometheus,
+            log_path=tmp_path / "controller.log",
+            metrics_port=free_port(),
+            extra=("--webhook-allowed-url", hook.url),
+        ) as controller,
+    ):
+        signed = {"url": hook.url, "secretRef": {"name": "hook-key", "key": "hmac"}}
+        api.create(releasegate("invalid-ok", webhook=signed))
         invalid = wait_for(
             in_phase(api, "broken", "Invalid"),
             timeout=20,
