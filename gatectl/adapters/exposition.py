@@ -34,7 +34,7 @@ import platform
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -271,6 +271,10 @@ def _number(value: float | bool | None) -> float | None:
     return None if math.isnan(number) else number
 
 
+_escape = lru_cache(maxsize=1 << 17)(escape_label_value)
+"""Label values repeat (a gate's ids on each of its lines, metric names across gates)."""
+
+
 def _go_float(value: float) -> str:
     text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
     return text
@@ -284,10 +288,13 @@ class _GateRecord:
     samples: dict[str, _Samples] = field(default_factory=dict)
     text: dict[str, bytes] = field(default_factory=dict)
 
-    def render(self) -> None:
-        """Render every family's sample lines exactly as prometheus_client would."""
-        text: dict[str, bytes] = {}
+    def render(self, only: tuple[str, ...] | None = None) -> None:
+        """Render the families in ``only`` (default: all) exactly as prometheus_client would."""
+        text: dict[str, bytes] = {} if only is None else dict(self.text)
         for family in GATE_FAMILIES:
+            if only is not None and family.name not in only:
+                continue
+            text.pop(family.name, None)
             samples = self.samples.get(family.name)
             if not samples:
                 continue
@@ -295,9 +302,7 @@ class _GateRecord:
             lines = []
             for extra, number in samples.items():
                 values = (*self.ids, *extra)
-                labels = ",".join(
-                    f'{names[i]}="{escape_label_value(values[i])}"' for i in family.label_order
-                )
+                labels = ",".join(f'{names[i]}="{_escape(values[i])}"' for i in family.label_order)
                 lines.append(f"{family.name}{{{labels}}} {_go_float(number)}\n")
             text[family.name] = "".join(lines).encode()
         self.text = text
@@ -474,7 +479,7 @@ class Recorder:
         with self._lock:
             record = self._record((namespace, gate, workflow))
             record.samples[_ERRORS.name][(reason,)] += 1
-            record.render()
+            record.render(only=(_ERRORS.name,))
 
     def forget(self, *, namespace: str, gate: str) -> None:
         """Remove every series of a deleted gate (whatever workflow it was labelled with)."""
