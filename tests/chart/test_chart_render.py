@@ -437,3 +437,37 @@ def test_container_has_a_writable_home_on_the_read_only_filesystem(chart: Any) -
     env = {e["name"]: e.get("value") for e in main["env"]}
     mounts = {m["mountPath"] for m in main["volumeMounts"]}
     assert env["HOME"] == "/tmp" and "/tmp" in mounts
+
+
+def test_integration_grants_are_opt_in_and_exactly_what_they_say(chart: Any) -> None:
+    values = {
+        "rbac": {
+            "featureFlags": True,
+            "tokenReview": True,
+            "patchTargets": [
+                {"apiGroup": "networking.istio.io", "resource": "virtualservices"},
+                {"apiGroup": "serving.kserve.io", "resource": "llminferenceservices"},
+            ],
+        }
+    }
+    manifests = render(chart, values)
+    extra = {
+        k: v for k, v in grants(rules_of(manifests, "ClusterRole")).items() if k not in GATE_RULES
+    }
+    assert extra == {
+        ("core.openfeature.dev", "featureflags"): {"get", "update"},
+        ("networking.istio.io", "virtualservices"): {"get", "patch"},
+        ("serving.kserve.io", "llminferenceservices"): {"get", "patch"},
+    }
+    delegated = [
+        b
+        for b in of_kind(manifests, "ClusterRoleBinding")
+        if b["roleRef"]["name"] == "system:auth-delegator"
+    ]
+    assert len(delegated) == 1
+    off = render(chart)
+    assert not [
+        b
+        for b in of_kind(off, "ClusterRoleBinding")
+        if b["roleRef"]["name"] == "system:auth-delegator"
+    ]

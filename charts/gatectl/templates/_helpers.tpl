@@ -106,6 +106,16 @@ real API server and shows what breaks. The controller never writes a ReleaseGate
   resources: ["secrets"]
   verbs: ["get"]
 {{- end }}
+{{- if .Values.rbac.featureFlags }}
+- apiGroups: ["core.openfeature.dev"]
+  resources: ["featureflags"]
+  verbs: ["get", "update"]
+{{- end }}
+{{- range .Values.rbac.patchTargets }}
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ .resource | quote }}]
+  verbs: ["get", "patch"]
+{{- end }}
 {{- end -}}
 
 {{/* Alert selector for the controller's own series (the scrape job is the Service name). */}}
