@@ -258,6 +258,10 @@ def fallback_due(status: GateStatus, requests: GateRequests) -> bool:
     token = requests.fallback_token
     if not isinstance(token, str) or not token or token == status.last_fallback:
         return False
+    if any(
+        h.get("action") == "fallback-requested" and h.get("token") == token for h in status.history
+    ):
+        return False  # acted on already (``lastFallback`` lost: a CRD that predates it prunes it)
     if status.pending is not None:
         return False  # finish the traffic change in flight first (the next pass falls back)
     return not (status.last_reset and _later(status.last_reset, token))

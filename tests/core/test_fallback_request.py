@@ -46,6 +46,12 @@ def at_step_two(revision: str | None = None) -> GateStatus:
         pytest.param(at_step_two(), GateRequests(), False, id="no-request"),
         pytest.param(at_step_two(), STOP, True, id="new-token"),
         pytest.param(replace(at_step_two(), last_fallback=TOKEN), STOP, False, id="acted-on"),
+        pytest.param(
+            replace(at_step_two(), history=({"action": "fallback-requested", "token": TOKEN},)),
+            STOP,
+            False,
+            id="acted-on-as-history-says",
+        ),
         pytest.param(replace(at_step_two(), pending={"step": 3}), STOP, False, id="pending"),
         pytest.param(
             replace(at_step_two(), last_reset="2026-11-20T13:05:00Z"), STOP, False, id="reset-later"
