@@ -12,6 +12,7 @@ next pass completes, never a step taken twice.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -401,6 +402,9 @@ def _decision_key(decision: Decision, phase: str) -> tuple[Any, ...]:
     return (decision.action.value, phase, decision.current_share, decision.next_share, checks)
 
 
+_TOO_FEW = re.compile(r"^too few samples: .*, need (\S+)$")
+
+
 def _message(decision: Decision) -> str | None:
     """The first reason, phrased so that it does not change every tick (no countdown)."""
     if not decision.reasons:
@@ -410,6 +414,14 @@ def _message(decision: Decision) -> str | None:
         window = decision.window
         ends = window.started_at + timedelta(seconds=window.required_seconds)
         return f"healthy so far; the promotion window ends at {format_time(ends)}"
+    few = _TOO_FEW.match(first)
+    if few is not None:  # the count grows every pass; the need does not
+        return f"too few samples: fewer than {few.group(1)} canary requests in the window"
+    undecided = [c for c in decision.criteria if c.result == "undecided"]
+    if undecided and (first.startswith("needs ") or " not yet shown at " in first):
+        # Its counts move every pass: the status would be rewritten every pass for them.
+        check = undecided[0]
+        return f"gathering evidence: {check.metric} {check.condition} not yet shown"
     if first.startswith("warming up:"):  # its window grows each tick: say when the step began
         started = format_time(decision.window.started_at)
         return f"warming up: the step started at {started}; no data is read for its first scrapes"

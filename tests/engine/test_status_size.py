@@ -35,18 +35,23 @@ def _name(i: int) -> str:
 
 
 def _history() -> str:
+    """``wf-00000``: 10,000 requests a minute, 1 % errors; ``slow``: 4 a minute, none."""
     stamps = [(T0 + timedelta(seconds=15 * n - 600)).timestamp() for n in range(81)]
 
-    def series(name: str, per_step: float) -> SeriesSpec:
+    def series(workflow: str, name: str, per_step: float) -> SeriesSpec:
         samples = [(t, per_step * n) for n, t in enumerate(stamps)]
-        labels = {"workflow": _name(0), "track": "canary"}
+        labels = {"workflow": workflow, "track": "canary"}
         return SeriesSpec(name=name, kind="counter", labels=labels, samples=samples)
 
     return render_openmetrics(
         [
-            series("workflow_requests_total", 2_500.0),
-            series("workflow_exceptions_total", 25.0),
-            series("workflow_critical_regressions_total", 0.0),
+            series(workflow, name, per_step)
+            for workflow, requests, errors in ((_name(0), 2_500.0, 25.0), ("slow", 1.0, 0.0))
+            for name, per_step in (
+                ("workflow_requests_total", requests),
+                ("workflow_exceptions_total", errors),
+                ("workflow_critical_regressions_total", 0.0),
+            )
         ]
     )
 
@@ -63,11 +68,15 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
-def _store(url: str, fleet: int, *, ticks: int = 2, apart: float = 60.0) -> FakeStore:
+def _store(
+    url: str, fleet: int, *, ticks: int = 2, apart: float = 60.0, slow: bool = False
+) -> FakeStore:
     """The store after ``ticks`` passes ``apart`` seconds apart over a fleet of ``fleet``."""
     clock, store = Clock(T0 + timedelta(minutes=5)), FakeStore()
     for i in range(fleet):
         store.add(gate(_name(i), workflow=_name(i)))
+    if slow:
+        store.add(gate("slow", min_samples=10))
     pool = ClientPool(url=url)
     controller = Controller(
         store,
@@ -142,6 +151,16 @@ def test_a_step_warming_up_is_not_rewritten_every_pass(prometheus_url: str) -> N
         "warming up: the step started at 2026-11-20T12:05:00Z; no data is read for its first"
         " scrapes"
     )
+
+
+def test_gathering_evidence_is_not_rewritten_every_pass(prometheus_url: str) -> None:
+    """While a criterion is undecided its counts move each pass; the status need not."""
+    store = _store(prometheus_url, 0, ticks=6, slow=True)  # 4 requests a minute: undecided
+    writes = [status for key, status in store.writes if key == "default/slow"]
+    assert len(writes) == 3  # created (warming up), too few samples, gathering evidence
+    assert writes[1]["message"] == "too few samples: fewer than 10 canary requests in the window"
+    assert writes[-1]["message"] == "gathering evidence: exception_rate <= 0.04 not yet shown"
+    assert writes[-1]["lastDecision"]["reasons"][1].startswith("needs ~")
 
 
 def _entry(i: int, evidence_bytes: int) -> dict[str, Any]:
