@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from gatectl.core.observations import PHASES
 from gatectl.policy import models
-from gatectl.policy.models import GateSpec
+from gatectl.policy.models import MAX_STEPS, GateSpec
 
 __all__ = [
     "GROUP",
@@ -169,9 +169,9 @@ def spec_schema() -> dict[str, Any]:
     return schema
 
 
-MAX_STEPS = 20
-"""The CRD's bound on ``spec.steps``: the API server prices a CEL rule by the longest list
-it may see, and refuses the CRD when an unbounded one could cost too much."""
+# The CRD's bound on ``spec.steps`` is the model's (policy.models.MAX_STEPS): the API
+# server prices a CEL rule by the longest list it may see, and refuses the CRD when an
+# unbounded one could cost too much.
 
 
 def _steps_rules(schema: dict[str, Any]) -> None:

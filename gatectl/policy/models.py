@@ -46,6 +46,8 @@ __all__ = [
     "WebhookSettings",
 ]
 
+MAX_STEPS = 20
+"""Steps a gate may have (the CRD says the same, so both modes agree)."""
 _METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
@@ -573,6 +575,8 @@ class GateSpec(_Model):
             return steps
         if not steps:
             raise ValueError("must not be empty")
+        if len(steps) > MAX_STEPS:
+            raise ValueError(f"at most {MAX_STEPS} steps, got {len(steps)}")
         if any(b <= a for a, b in itertools.pairwise(steps)):
             raise ValueError(f"must be strictly ascending, got {steps}")
         if steps[-1] != 1.0:
