@@ -15,11 +15,13 @@ from datetime import datetime
 
 from gatectl.core import stats
 from gatectl.core.catalog import BOOLEAN_METRICS
+from gatectl.core.exposure import check_exposure
 from gatectl.core.freshness import Verdict, judge, missing_reason, overrule
 from gatectl.core.observations import (
     Action,
     CheckResult,
     Decision,
+    Exposure,
     GateState,
     Interval,
     Observation,
@@ -158,6 +160,7 @@ def _evaluate(
             threshold=limit,
             confidence=confidence,
             side=side,  # type: ignore[arg-type]
+            dispersion=_phi(observation),
         )
         if more is not None:
             amount = f"~{more:,}" if more <= _NEEDS_AT_MOST else f"more than {_NEEDS_AT_MOST:,}"
@@ -186,6 +189,12 @@ def _count_problem(observation: Observation, baseline: Observation | None) -> st
     return None
 
 
+def _phi(observation: Observation) -> float:
+    """The dispersion factor the bounds use: 1 when not measured (or not a usable number)."""
+    phi = observation.dispersion
+    return phi if phi is not None and math.isfinite(phi) and phi >= 1.0 else 1.0
+
+
 def _interval(
     condition: Condition,
     observation: Observation,
@@ -196,7 +205,9 @@ def _interval(
     events = observation.numerator or 0.0
     trials = observation.denominator or 0.0
     if not condition.relative:
-        return stats.rate_interval(events, trials, confidence=confidence)
+        return stats.rate_interval(
+            events, trials, confidence=confidence, dispersion=_phi(observation)
+        )
     assert baseline is not None
     scale, offset = 1.0, 0.0
     if condition.baseline_op == "*":
@@ -213,7 +224,15 @@ def _interval(
         confidence=confidence,
         scale=scale,
         offset=offset,
+        canary_dispersion=_phi(observation),
+        baseline_dispersion=_phi(baseline),
     )
+
+
+def _level(settings: CheckSettings, spec: GateSpec) -> float | None:
+    """The check's confidence level, else the gate's; ``None`` when ``off`` (point values)."""
+    chosen = settings.confidence if settings.confidence is not None else spec.confidence
+    return None if chosen == "off" else chosen
 
 
 def _check(
@@ -232,7 +251,7 @@ def _check(
         condition,
         observation,
         observations.baseline.get(metric),
-        confidence=settings.confidence or spec.confidence,
+        confidence=_level(settings, spec),
         trigger=kind == "trigger",
     )
     result = outcome.result
@@ -252,6 +271,7 @@ def _check(
         baseline=outcome.baseline,
         dry_run=settings.dry_run,
         note=outcome.note,
+        dispersion=observation.dispersion if observation is not None else None,
     )
 
 
@@ -272,6 +292,24 @@ def _describe(check: CheckResult) -> str:
     if check.interval is not None:
         text += f" (bounds {check.interval.lower:.4g}..{check.interval.upper:.4g})"
     return text
+
+
+def _exposure(
+    spec: GateSpec, observations: ObservationSet, *, share: float, window: Window, warming: bool
+) -> Exposure | None:
+    """The exposure check, or ``None`` when it was not read (off) or the step is warming up."""
+    read = observations.baseline_samples is not None or observations.recent_samples is not None
+    if not spec.exposure.enabled or not read or warming:
+        return None
+    return check_exposure(
+        spec.exposure,
+        share=share,
+        canary=observations.samples,
+        baseline=observations.baseline_samples,
+        recent=observations.recent_samples,
+        elapsed_seconds=window.elapsed_seconds,
+        confidence=None if spec.confidence == "off" else spec.confidence,
+    )
 
 
 def decide(
@@ -337,6 +375,10 @@ def decide(
         if s.dry_run and c.result not in ("pass", "not_fired")
     )
 
+    exposure = _exposure(spec, observations, share=share, window=window, warming=warming)
+    if exposure is not None and exposure.status == "not_checked" and not exposure.blocks:
+        notes += (exposure.message or "",)
+
     def build(
         action: Action,
         reasons: list[str],
@@ -374,6 +416,7 @@ def decide(
             awaiting_approval=awaiting_approval,
             freshness=observations.freshness,
             warming_up=warming and action is Action.HOLD,
+            exposure=exposure,
         )
 
     if state.fallen_back:
@@ -426,6 +469,12 @@ def decide(
             inconclusive=inconclusive,
             inconclusive_count=count,
         )
+
+    # Between 2 and 3: the canary must be getting the share set (PRODUCT.md §10).
+    if exposure is not None and exposure.blocks and exposure.message:
+        if exposure.status == "mismatch" and spec.exposure.on_mismatch == "fallback":
+            return build(Action.FALLBACK, [exposure.message, *reasons], inconclusive_count=count)
+        reasons.append(exposure.message)
 
     # 3. sample count
     if samples is not None and samples < spec.min_samples:

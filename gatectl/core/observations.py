@@ -18,6 +18,7 @@ __all__ = [
     "Action",
     "CheckResult",
     "Decision",
+    "Exposure",
     "Freshness",
     "GateState",
     "Interval",
@@ -70,6 +71,9 @@ class Observation:
     error: str | None = None
     numerator: float | None = None
     denominator: float | None = None
+    dispersion: float | None = None
+    """A rate's dispersion factor ``phi >= 1`` (``gatectl.core.dispersion``); ``None``:
+    not measured, bounded as independent requests."""
 
     @property
     def has_data(self) -> bool:
@@ -113,6 +117,25 @@ class ObservationSet:
     baseline: Mapping[str, Observation] = field(default_factory=dict)
     freshness: Freshness | None = None
     """The canary request series' newest sample and coverage; ``None``: not read."""
+    baseline_samples: Observation | None = None
+    """The baseline track's request count over the window (the exposure check)."""
+    recent_samples: Observation | None = None
+    """The canary's request count over the last ``exposure.grace``."""
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """The exposure check's verdict: ``ok``, ``mismatch``, ``not_checked`` or ``no_data``."""
+
+    status: Literal["ok", "mismatch", "not_checked", "no_data"]
+    observed_share: float | None = None
+    """``canary / (canary + baseline)`` requests over the window."""
+    requests: float | None = None
+    """``canary + baseline`` requests it was measured on."""
+    message: str | None = None
+    """The reason (a mismatch, a required check not made) or a note."""
+    blocks: bool = False
+    """True when it holds (or falls back) the gate."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +209,8 @@ class CheckResult:
     dry_run: bool = False
     note: str | None = None
     """One sentence: why the result is what it is (bounds, missing data)."""
+    dispersion: float | None = None
+    """The canary rate's dispersion factor the bounds were widened by (``None``: not measured)."""
 
 
 @dataclass(frozen=True)
@@ -216,3 +241,5 @@ class Decision:
     """The freshness reading the decision was made on (newest sample's age, coverage)."""
     warming_up: bool = False
     """The step started less than two scrape intervals ago: a hold that is not inconclusive."""
+    exposure: Exposure | None = None
+    """The exposure (sample-ratio-mismatch) check; ``None``: not made."""

@@ -53,6 +53,8 @@ def check_to_dict(check: CheckResult) -> dict[str, Any]:
         body["upper_bound"] = _number(check.interval.upper)
         body["confidence"] = check.interval.confidence
         body["method"] = check.interval.method
+    if check.dispersion is not None:
+        body["dispersion"] = _number(check.dispersion)
     if check.dry_run:
         body["dry_run"] = True
     if check.error is not None:

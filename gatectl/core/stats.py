@@ -297,16 +297,28 @@ def _bounds(events: float, trials: float, alpha: float, strength: float) -> tupl
     return max(0.0, min(lower, estimate)), min(1.0, max(upper, estimate))
 
 
-def rate_interval(events: float, trials: float, *, confidence: float) -> Interval:
+def _check_dispersion(dispersion: float) -> float:
+    if not (math.isfinite(dispersion) and dispersion >= 1.0):
+        raise ValueError(f"dispersion must be a finite number >= 1, got {dispersion!r}")
+    return dispersion
+
+
+def rate_interval(
+    events: float, trials: float, *, confidence: float, dispersion: float = 1.0
+) -> Interval:
     """Bounds on the rate ``events / trials``, valid simultaneously at every look.
 
     ``trials == 0`` gives ``[0, 1]``. Counts may be fractional (Prometheus'
     ``increase()`` extrapolates); ``events`` above ``trials`` is clipped.
-    Raises ``ValueError`` for negative or non-finite counts or a confidence
-    outside (0, 1).
+    ``dispersion`` (``phi >= 1``, ``gatectl.core.dispersion``) widens the
+    sequence for bursty failures: it is computed on the effective counts
+    ``events / phi`` and ``trials / phi``. Raises ``ValueError`` for negative
+    or non-finite counts, a confidence outside (0, 1) or a dispersion below 1.
     """
     events, trials = _check_counts(events, trials)
     confidence = _check_confidence(confidence)
+    dispersion = _check_dispersion(dispersion)
+    events, trials = events / dispersion, trials / dispersion
     lower, upper = _bounds(events, trials, 1.0 - confidence, PRIOR_STRENGTH)
     return Interval(lower=lower, upper=upper, confidence=confidence, method=METHOD)
 
@@ -320,20 +332,27 @@ def difference_interval(
     confidence: float,
     scale: float = 1.0,
     offset: float = 0.0,
+    canary_dispersion: float = 1.0,
+    baseline_dispersion: float = 1.0,
 ) -> Interval:
     """Bounds on ``canary_rate - (scale * baseline_rate + offset)``, valid at every look.
 
     Each track gets its own confidence sequence at ``(1 + confidence) / 2``;
     by the union bound both hold at once with probability ``>= confidence``,
     and then the difference lies between the extreme combinations. So
-    ``"<= baseline * 1.2"`` is shown when ``upper <= 0``.
+    ``"<= baseline * 1.2"`` is shown when ``upper <= 0``. Each track's
+    sequence widens with its own dispersion factor.
     """
     confidence = _check_confidence(confidence)
     if not (math.isfinite(scale) and math.isfinite(offset)):
         raise ValueError(f"scale and offset must be finite, got {scale!r}, {offset!r}")
     each = (1.0 + confidence) / 2.0
-    canary = rate_interval(canary_events, canary_trials, confidence=each)
-    base = rate_interval(baseline_events, baseline_trials, confidence=each)
+    canary = rate_interval(
+        canary_events, canary_trials, confidence=each, dispersion=canary_dispersion
+    )
+    base = rate_interval(
+        baseline_events, baseline_trials, confidence=each, dispersion=baseline_dispersion
+    )
     scaled = sorted((scale * base.lower, scale * base.upper))
     return Interval(
         lower=canary.lower - scaled[1] - offset,
@@ -368,6 +387,7 @@ def samples_needed(
     threshold: float,
     confidence: float,
     side: Literal["upper", "lower"],
+    dispersion: float = 1.0,
 ) -> int | None:
     """Roughly how many more trials until the bound crosses ``threshold``.
 
@@ -375,10 +395,21 @@ def samples_needed(
     bound is ``<= threshold`` (shows ``rate <= threshold``); ``side="lower"``:
     until the lower bound is ``> threshold``. 0 when it already is; ``None``
     when it never would (the observed rate is on the wrong side of the
-    threshold, or nothing has been observed yet).
+    threshold, or nothing has been observed yet). With ``dispersion`` ``phi``
+    the answer is in requests, ``phi`` times the effective ones.
     """
     events, trials = _check_counts(events, trials)
     confidence = _check_confidence(confidence)
+    dispersion = _check_dispersion(dispersion)
+    if dispersion != 1.0:
+        more = samples_needed(
+            events / dispersion,
+            trials / dispersion,
+            threshold=threshold,
+            confidence=confidence,
+            side=side,
+        )
+        return None if more is None else math.ceil(more * dispersion)
     if side not in ("upper", "lower"):
         raise ValueError(f"side must be 'upper' or 'lower', got {side!r}")
     if math.isnan(threshold):

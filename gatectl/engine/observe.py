@@ -13,7 +13,7 @@ import asyncio
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -27,9 +27,18 @@ from gatectl.core.catalog import (
     definition_for,
     freshness_query,
     freshness_steps,
+    render,
+)
+from gatectl.core.dispersion import (
+    DISPERSION_LABEL,
+    dispersion_factor,
+    dispersion_interval,
+    dispersion_query,
+    sums_from,
 )
 from gatectl.core.observations import Freshness, Observation, ObservationSet
 from gatectl.errors import QueryError
+from gatectl.policy.durations import prometheus_range
 from gatectl.policy.models import BUILTIN_METRICS, Gate, MetricDefinition
 
 __all__ = ["GatePlan", "QueryClient", "observe", "plan_gate", "quantize_window"]
@@ -52,6 +61,10 @@ class GatePlan:
     window_seconds: float
     canary: Mapping[str, MetricDefinition | None]
     baseline: Mapping[str, MetricDefinition] = field(default_factory=dict)
+    dispersion_interval: int = 60
+    """Seconds per interval of the rates' dispersion estimate (``gatectl.core.dispersion``)."""
+    exposure_grace: float | None = None
+    """The exposure check's grace (its recent window); ``None``: the check is off."""
 
     def reads(self) -> Iterable[Read]:
         """Every template this gate needs, once per track."""
@@ -61,6 +74,13 @@ class GatePlan:
                     continue
                 for template in _templates(definition):
                     yield Read(template, self.workflow, self.window_seconds, track)
+        if self.exposure_grace is not None:
+            yield Read(_REQUESTS, self.workflow, self.window_seconds, "baseline")
+            yield Read(_REQUESTS, self.workflow, self.exposure_grace, "canary")
+
+
+_REQUESTS: str = BUILTIN[SAMPLES_METRIC].query or ""
+"""The request count's template (the exposure check reads it on both tracks)."""
 
 
 def _templates(definition: MetricDefinition) -> tuple[str, ...]:
@@ -92,6 +112,8 @@ def plan_gate(gate: Gate, *, window_seconds: float) -> GatePlan:
         window_seconds=window_seconds,
         canary=canary,
         baseline=baseline,
+        dispersion_interval=dispersion_interval(spec.prometheus.scrape_interval),
+        exposure_grace=spec.exposure.grace if spec.exposure.enabled else None,
     )
 
 
@@ -267,23 +289,43 @@ async def observe(
 ) -> dict[str, ObservationSet]:
     """Read every plan's metrics as of ``at``; a failed query is no data, never an exception."""
     reads = {r for plan in plans for r in plan.reads()}
-    values, freshness = await asyncio.gather(
+    values, freshness, spread = await asyncio.gather(
         _execute(reads, client, at=at, batch=batch, concurrency=concurrency),
         _read_freshness(plans, client, at=at, concurrency=concurrency),
+        _read_dispersion(plans, client, at=at, batch=batch, concurrency=concurrency),
     )
+
+    def measured(observation: Observation, track: str) -> Observation:
+        phi = spread.get((observation.metric, track, plan.key))
+        if phi is None or not observation.is_rate or observation.value is None:
+            return observation
+        return replace(observation, dispersion=phi)
+
     observed: dict[str, ObservationSet] = {}
     for plan in plans:
         canary = {
-            m: _observation(m, d, plan, "canary", values)
+            m: measured(_observation(m, d, plan, "canary", values), "canary")
             for m, d in plan.canary.items()
             if m != SAMPLES_METRIC
         }
         baseline = {
-            m: _observation(m, d, plan, "baseline", values) for m, d in plan.baseline.items()
+            m: measured(_observation(m, d, plan, "baseline", values), "baseline")
+            for m, d in plan.baseline.items()
         }
         samples = _observation(SAMPLES_METRIC, plan.canary[SAMPLES_METRIC], plan, "canary", values)
+        baseline_samples = recent = None
+        if plan.exposure_grace is not None:
+            requests = BUILTIN[SAMPLES_METRIC]
+            baseline_samples = _observation(SAMPLES_METRIC, requests, plan, "baseline", values)
+            lately = replace(plan, window_seconds=plan.exposure_grace)
+            recent = _observation(SAMPLES_METRIC, requests, lately, "canary", values)
         observed[plan.key] = ObservationSet(
-            canary=canary, samples=samples, baseline=baseline, freshness=freshness[plan.key]
+            canary=canary,
+            samples=samples,
+            baseline=baseline,
+            freshness=freshness[plan.key],
+            baseline_samples=baseline_samples,
+            recent_samples=recent,
         )
     return observed
 
@@ -338,3 +380,112 @@ def _freshness_by_workflow(
         else:
             present[workflow] = min(1.0, max(0.0, sample.value) / steps)
     return {w: (newest.get(w), present.get(w, 0.0)) for w in newest.keys() | present.keys()}
+
+
+@dataclass(frozen=True)
+class _SpreadRead:
+    """One rate's per-interval counts to read for one workflow on one track."""
+
+    numerator: str
+    denominator: str
+    workflow: str
+    window_seconds: float
+    track: str
+    interval: int
+
+    def promql(self, workflows: list[str] | None) -> str:
+        """The dispersion query for this workflow alone, or for ``workflows`` grouped."""
+
+        def over_interval(template: str) -> str:
+            if workflows is None:
+                return render(
+                    template,
+                    workflow=self.workflow,
+                    window_seconds=self.interval,
+                    track=self.track,
+                )
+            grouped = batch_query(
+                template, workflows=workflows, window_seconds=self.interval, track=self.track
+            )
+            assert grouped is not None
+            return grouped
+
+        return dispersion_query(
+            over_interval(self.numerator),
+            over_interval(self.denominator),
+            window_seconds=self.window_seconds,
+            interval=self.interval,
+        )
+
+
+async def _read_dispersion(
+    plans: Sequence[GatePlan],
+    client: QueryClient,
+    *,
+    at: datetime,
+    batch: bool,
+    concurrency: int,
+) -> dict[tuple[str, str, str], float]:
+    """(metric, track, gate key) -> dispersion factor of every rate the plans read.
+
+    One query per rate definition, window and track for all workflows in batch
+    mode (built-in shapes), else one per gate and rate. A failed query leaves
+    the rate unmeasured (bounded as independent requests), never no data.
+    """
+    wanted: dict[tuple[str, str, str], _SpreadRead] = {}
+    for plan in plans:
+        for track, metrics in (("canary", plan.canary), ("baseline", plan.baseline)):
+            for metric, definition in metrics.items():
+                if definition is None or definition.numerator is None:
+                    continue
+                assert definition.denominator is not None
+                wanted[(metric, track, plan.key)] = _SpreadRead(
+                    definition.numerator,
+                    definition.denominator,
+                    plan.workflow,
+                    plan.window_seconds,
+                    track,
+                    plan.dispersion_interval,
+                )
+    groups: dict[tuple[str, str, str, str, int], list[_SpreadRead]] = defaultdict(list)
+    alone: set[_SpreadRead] = set()
+    for read in set(wanted.values()):
+        if (
+            batch
+            and Read(read.numerator, "", 1).batchable
+            and Read(read.denominator, "", 1).batchable
+        ):
+            key = (
+                read.numerator,
+                read.denominator,
+                prometheus_range(read.window_seconds),
+                read.track,
+                read.interval,
+            )
+            groups[key].append(read)
+        else:
+            alone.add(read)
+    limit = asyncio.Semaphore(concurrency)
+    factors: dict[_SpreadRead, float] = {}
+
+    async def ask(reads: list[_SpreadRead], workflows: list[str] | None) -> None:
+        promql = reads[0].promql(workflows)
+        async with limit:
+            answer = await _run(client, promql, at)
+        if isinstance(answer, QueryError):
+            return
+        parts: dict[str, dict[str, float]] = defaultdict(dict)
+        for sample in answer:
+            workflow = reads[0].workflow if workflows is None else sample.labels.get("workflow")
+            part = sample.labels.get(DISPERSION_LABEL)
+            if workflow is not None and part is not None:
+                parts[workflow][part] = sample.value
+        for read in reads:
+            sums = sums_from(parts.get(read.workflow, {}))
+            if sums is not None:
+                factors[read] = dispersion_factor(sums)
+
+    tasks = [ask([read], None) for read in alone]
+    tasks += [ask(group, sorted({r.workflow for r in group})) for group in groups.values()]
+    await asyncio.gather(*tasks)
+    return {key: factors[read] for key, read in wanted.items() if read in factors}

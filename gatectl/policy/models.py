@@ -33,6 +33,7 @@ __all__ = [
     "Approval",
     "CheckSettings",
     "Criterion",
+    "ExposureSettings",
     "Gate",
     "GateSpec",
     "MetricDefinition",
@@ -106,6 +107,23 @@ ParsedTrigger = Annotated[
 ]
 
 
+def _confidence_level(value: object) -> object:
+    if value is None or value == "off":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number or 'off', got {value!r}")
+    if not 0.5 < value < 1.0:
+        raise ValueError(f"must be > 0.5 and < 1, got {value!r}")
+    return float(value)
+
+
+ConfidenceLevel = Annotated[
+    float | Literal["off"],
+    BeforeValidator(_confidence_level, json_schema_input_type=float | Literal["off"]),
+]
+"""A confidence level in (0.5, 1), or ``off`` for point values (PRODUCT.md §10)."""
+
+
 class _Model(BaseModel):
     # Field docstrings document the fields and become the CRD's descriptions
     # (gatectl.core.crd reads them); pydantic's use_attribute_docstrings
@@ -116,8 +134,8 @@ class _Model(BaseModel):
 class CheckSettings(_Model):
     """Per-check controls shared by criteria and triggers."""
 
-    confidence: float | None = Field(default=None, gt=0.5, lt=1.0, strict=True)
-    """Confidence level for rate bounds (overrides the gate's ``confidence``)."""
+    confidence: ConfidenceLevel | None = None
+    """Confidence level for rate bounds, or ``off`` (overrides the gate's ``confidence``)."""
     dry_run: bool = False
     """Evaluated, reported and exported, never enforced."""
     on_no_data: Literal["hold", "fallback"] | None = None
@@ -252,6 +270,22 @@ class PrometheusCA(_Model):
         if (self.secret_ref is None) == (self.config_map_ref is None):
             raise ValueError("needs exactly one of secretRef and configMapRef")
         return self
+
+
+class ExposureSettings(_Model):
+    """The check that the canary really gets the share gatectl set (PRODUCT.md §10)."""
+
+    enabled: bool = False
+    """Check the observed canary share against the share set (off until the example data
+    and every test workflow send their baseline at the share set: issue 13)."""
+    tolerance: float = Field(default=0.2, gt=0.0, lt=1.0, strict=True)
+    """Relative deviation allowed: 0.2 accepts 8-12 % when 10 % was set."""
+    grace: Seconds = 600.0
+    """How long no canary request at all is accepted while the share is above 0."""
+    required: bool = False
+    """Hold when there is no ``baseline`` track to check against (else a note)."""
+    on_mismatch: Literal["hold", "fallback"] = "hold"
+    """What a mismatch leads to."""
 
 
 class PrometheusSettings(_Model):
@@ -520,8 +554,8 @@ class GateSpec(_Model):
     """What missing data leads to (fallback after max_inconclusive evaluations)."""
     max_inconclusive: int = Field(default=10, ge=1, strict=True)
     """Inconclusive evaluations in a row before on_no_data: fallback applies."""
-    confidence: float | None = Field(default=None, gt=0.5, lt=1.0, strict=True)
-    """Confidence level for bounds on rate metrics (none: compare point values)."""
+    confidence: ConfidenceLevel = 0.95
+    """Confidence level of the sequences that decide rates; ``off``: compare point values."""
     evaluation_interval: Seconds = 60.0
     """The controller's period between evaluations."""
     metrics: dict[str, MetricDefinition] = Field(default_factory=dict)
@@ -540,6 +574,8 @@ class GateSpec(_Model):
     """A JSON POST on every change of decision."""
     paused: bool = False
     """A paused gate is not evaluated."""
+    exposure: ExposureSettings = Field(default_factory=ExposureSettings)
+    """The sample-ratio-mismatch check: is the canary getting the share set?"""
     revision: str | None = Field(default=None, min_length=1, max_length=253)
     """The AI path's version (model, prompt, image, git sha). A new value starts a new
     rollout at step 1 and clears a fallback; editing any other field never does."""

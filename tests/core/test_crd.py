@@ -290,7 +290,7 @@ def test_schema_accepts_every_form_the_model_accepts(field: str, value: Any) -> 
 
 @pytest.mark.parametrize(
     "field",
-    ["name", "workflow", "steps", "confidence", "owner", "escalation", "approval", "traffic"],
+    ["name", "workflow", "steps", "owner", "escalation", "approval", "traffic"],
 )
 def test_optional_field_is_nullable_with_a_real_type(field: str) -> None:
     node = spec_schema()["properties"][field]

@@ -93,7 +93,7 @@ def test_clearly_failing_criterion_is_fail_not_undecided() -> None:
 
 def test_per_check_confidence_overrides_the_gate() -> None:
     policy = spec(
-        confidence=None,
+        confidence="off",
         success_criteria={"exception_rate": {"condition": "<= 0.04", "confidence": 0.99}},
     )
     decision = decide(policy, observed(30, 1000), STATE, now=NOW)

@@ -120,7 +120,7 @@ def test_failing_criterion_without_a_trigger_holds_and_names_the_value(
     assert {t["result"] for t in body["triggers"]} == {"not_fired"}
     assert len(body["reasons"]) == 1
     assert body["reasons"][0].startswith("human_override_rate = 0.2")
-    assert body["reasons"][0].endswith("fails <= 0.15")
+    assert "fails <= 0.15 (bounds " in body["reasons"][0]
 
 
 def test_too_few_samples_holds_even_when_every_criterion_passes(

@@ -100,8 +100,9 @@ def test_batched_reads_split_by_workflow_and_missing_workflow_is_no_data() -> No
         }
     )
     observed = run([gate("a"), gate("b"), gate("c")], client, batch=True)
-    # exceptions, requests, regressions, and the freshness of all three workflows
-    assert len(client.queries) == 4
+    # exceptions, requests, regressions, the dispersion of exception_rate, and the
+    # freshness of all three workflows
+    assert len(client.queries) == 5
     assert all("by (workflow)" in q for q in client.queries)
     assert observed["default/a"].canary["exception_rate"].value == 0.01  # type: ignore[attr-defined]
     assert observed["default/b"].canary["exception_rate"].value == 0.02  # type: ignore[attr-defined]
@@ -114,7 +115,7 @@ def test_baseline_is_read_only_for_relative_conditions_and_on_its_own_track() ->
     client = Answers({"exceptions": one(1), "requests": one(100), "regressions": one(0)})
     observed = run([g], client)["default/a"]
     baseline_queries = [q for q in client.queries if 'track="baseline"' in q]
-    assert len(baseline_queries) == 2
+    assert len(baseline_queries) == 3  # numerator, denominator, dispersion
     assert set(observed.baseline) == {"exception_rate"}  # type: ignore[attr-defined]
     plain = Answers({"exceptions": one(1), "requests": one(100), "regressions": one(0)})
     run([gate("b")], plain)

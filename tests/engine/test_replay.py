@@ -44,6 +44,7 @@ BASE: dict[str, Any] = {
     "min_samples": 100,
     "success_criteria": {"exception_rate": "<= 0.04"},
     "rollback_trigger": ["exception_rate > 0.06"],
+    "confidence": "off",  # point values: these tests are about the timeline (bounds: below)
 }
 
 

@@ -120,12 +120,12 @@ def _problems(tmp_path: Path, text: str) -> list[str]:
         ),
         P(
             BARE + "  confidence: yes\n",
-            f"6: {_W}.confidence: must be a number, got 'yes'",
+            f"6: {_W}.confidence: must be a number or 'off', got 'yes'",
             id="confidence-yes",
         ),
         P(
             BARE.replace('"<= 0.04"', '{condition: "<= 0.04", confidence: on}'),
-            f"5: {_W}.success_criteria.exception_rate.confidence: must be a number, got 'on'",
+            f"5: {_W}.success_criteria.exception_rate.confidence: must be a number or 'off', got 'on'",
             id="criterion-confidence-on",
         ),
         P(

@@ -1,0 +1,137 @@
+"""How bursty a rate's failures are: a dispersion factor from per-interval counts.
+
+Requests do not fail independently: one bad upstream or one rate-limited
+provider fails many requests in the same minute. Counts over a window are then
+*overdispersed*: their variance is ``phi`` times the binomial ``n p (1 - p)``
+(for a Beta-binomial minute of ``n`` requests with intra-minute correlation
+``rho``, ``phi = 1 + (n - 1) rho``). A confidence sequence built for
+independent requests is then ``sqrt(phi)`` too narrow, and a healthy canary
+falls back on a burst.
+
+The factor is estimated the quasi-binomial way (McCullagh and Nelder 1989,
+§4.5; Wedderburn 1974): Pearson's statistic over the ``k`` intervals of the
+window, divided by its degrees of freedom,
+
+    X^2 = sum_i (x_i - n_i p)^2 / (n_i p (1 - p)),   p = sum x_i / sum n_i
+        = (sum x_i^2 / n_i - (sum x_i)^2 / sum n_i) / (p (1 - p))
+    phi = max(1, X^2 / (k - 1))
+
+so three sums and a count per workflow suffice, which Prometheus computes
+server-side with one subquery (``dispersion_query``): no per-minute series
+ever leaves Prometheus. ``gatectl.core.stats`` then bounds the rate on the
+effective counts ``x / phi`` and ``n / phi`` (docs/statistics.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gatectl.policy.durations import prometheus_range
+
+__all__ = [
+    "DISPERSION_LABEL",
+    "MIN_INTERVAL_SECONDS",
+    "DispersionSums",
+    "dispersion_factor",
+    "dispersion_interval",
+    "dispersion_query",
+    "pearson_ratio",
+    "sums_from",
+]
+
+DISPERSION_LABEL = "gatectl_dispersion"
+"""The label that tells the four answers of ``dispersion_query`` apart."""
+
+MIN_INTERVAL_SECONDS = 60
+"""The intervals are one minute long, longer when scrapes are sparser (``dispersion_interval``)."""
+
+_PARTS = ("x2n", "x", "n", "k")
+
+
+@dataclass(frozen=True)
+class DispersionSums:
+    """Per-interval sums over the window: ``sum x_i^2 / n_i``, ``sum x_i``, ``sum n_i``, ``k``.
+
+    Only intervals with ``n_i > 0`` count.
+    """
+
+    squares_over_trials: float
+    events: float
+    trials: float
+    intervals: float
+
+
+def pearson_ratio(sums: DispersionSums) -> float | None:
+    """Pearson's X^2 over its ``k - 1`` degrees of freedom (about 1 for binomial counts).
+
+    ``None`` when it cannot be told: fewer than two intervals, no events,
+    every request failing, or sums that are negative or not finite.
+    """
+    values = (sums.squares_over_trials, sums.events, sums.trials, sums.intervals)
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        return None
+    if sums.intervals < 2 or sums.trials <= 0:
+        return None
+    rate = sums.events / sums.trials
+    if rate <= 0.0 or rate >= 1.0:
+        return None
+    pearson = (sums.squares_over_trials - sums.events * rate) / (rate * (1.0 - rate))
+    ratio = pearson / (sums.intervals - 1.0)
+    return ratio if math.isfinite(ratio) else None
+
+
+def dispersion_factor(sums: DispersionSums) -> float:
+    """``phi >= 1`` for the bounds: ``pearson_ratio``, never below 1, 1 when unknown.
+
+    Below 1 (underdispersion, or noise around 1) would narrow the sequence
+    below the binomial one: never done.
+    """
+    ratio = pearson_ratio(sums)
+    return 1.0 if ratio is None else max(1.0, ratio)
+
+
+def dispersion_interval(scrape_interval: float) -> int:
+    """Interval length in whole seconds: a minute, or 2 scrapes rounded up to minutes."""
+    minutes = math.ceil(max(MIN_INTERVAL_SECONDS, 2.0 * scrape_interval) / 60.0)
+    return int(minutes * 60)
+
+
+def dispersion_query(
+    numerator: str, denominator: str, *, window_seconds: float, interval: int
+) -> str:
+    """One query answering the four sums per workflow, told apart by ``gatectl_dispersion``.
+
+    ``numerator`` and ``denominator`` are the rate's queries rendered over one
+    interval (``increase(...[1m])``), grouped ``by (workflow)`` for a batch or
+    not grouped for one gate. Each subquery step is one interval, so the
+    intervals do not overlap; an interval without requests is left out.
+    """
+    trials = f"(({denominator}) > 0)"
+    events = f"(({numerator}) and {trials})"
+    probe = f"[{prometheus_range(max(window_seconds, interval))}:{interval}s]"
+    parts = {
+        "x2n": f"sum_over_time(({events} ^ 2 / {trials}){probe})",
+        "x": f"sum_over_time({events}{probe})",
+        "n": f"sum_over_time({trials}{probe})",
+        "k": f"count_over_time({trials}{probe})",
+    }
+    return " or ".join(
+        f'label_replace({parts[name]}, "{DISPERSION_LABEL}", "{name}", "", "")' for name in _PARTS
+    )
+
+
+def sums_from(values: dict[str, float]) -> DispersionSums | None:
+    """The sums from ``{label value: number}`` of one workflow; ``None`` without intervals.
+
+    ``x2n`` and ``x`` are absent when the numerator has no series at all (no
+    event yet): 0.
+    """
+    if "k" not in values or "n" not in values:
+        return None
+    return DispersionSums(
+        squares_over_trials=values.get("x2n", 0.0),
+        events=values.get("x", 0.0),
+        trials=values["n"],
+        intervals=values["k"],
+    )
