@@ -17,18 +17,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gatectl.cli.exitcodes import EXIT_CODES
-from gatectl.engine.replay import (
-    MAX_EVALUATIONS,
-    Replay,
-    decision_word,
-    instants,
-    replay_from_prometheus,
-    summarize,
-    timeline,
-)
 
 if TYPE_CHECKING:
     from gatectl.core.observations import Decision
+    from gatectl.engine.replay import Replay
 
 __all__ = ["add_parser", "render_replays", "replay_to_dict", "run"]
 
@@ -43,6 +35,7 @@ def _first_reason(decision: Decision) -> str:
 
 def _render_one(replay: Replay) -> str:
     from gatectl.core.timeparse import format_time
+    from gatectl.engine.replay import decision_word, summarize, timeline
     from gatectl.policy.durations import format_duration
 
     gate = replay.gate
@@ -102,6 +95,7 @@ def replay_to_dict(replay: Replay) -> dict[str, Any]:
     """JSON-ready: range, summary, transitions and every evaluation's full evidence."""
     from gatectl.core.render import decision_to_dict
     from gatectl.core.timeparse import format_time
+    from gatectl.engine.replay import summarize, timeline
 
     gate = replay.gate
     summary = summarize(replay)
@@ -245,6 +239,7 @@ class _Range:
 
 
 def _range(args: argparse.Namespace, *, now: datetime) -> _Range:
+    from gatectl.engine.replay import MAX_EVALUATIONS, instants
     from gatectl.errors import UsageError
     from gatectl.policy.durations import parse_duration
 
@@ -280,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
     from datetime import UTC
 
     from gatectl.core.render import render_json
+    from gatectl.engine.replay import replay_from_prometheus
     from gatectl.policy import load_gates
 
     # Whole seconds: relative times (-6h) then print as 2026-11-20T06:00:00Z.

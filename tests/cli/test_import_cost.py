@@ -19,6 +19,7 @@ HEAVY = (
     "gatectl.engine.loop",
     "gatectl.adapters.kube",
     "gatectl.engine.reconcile",
+    "gatectl.engine.replay",
     "gatectl.demo",
     "matplotlib",
 )
