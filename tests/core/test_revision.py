@@ -117,8 +117,9 @@ def test_a_new_revision_restarts_at_step_one_and_clears_the_fallback() -> None:
 
     assert (status.fallen_back, status.step, status.share) == (False, 1, 0.05)
     assert status.revision == "model-2026-11-20"
-    assert status.history[-2]["action"] == "new-revision"
-    assert status.history[-2]["previous"] == "model-2026-11-01"
+    (restarted,) = [h for h in status.history if h["action"] == "new-revision"]
+    assert restarted["previous"] == "model-2026-11-01"
+    assert restarted["revision"] == "model-2026-11-20"
 
 
 def test_a_status_from_before_revisions_existed_is_not_restarted() -> None:
