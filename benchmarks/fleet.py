@@ -2,17 +2,18 @@
 
 ``controller_scale.py`` times ``Controller.tick`` in memory; this runs what a
 platform team runs. A real Prometheus is backfilled (promtool) with N
-workflows' counters (the last ``--hours`` at 1-minute steps); N gates are
-written as policy files (file mode, SQLite state store) or created as
-ReleaseGates on the project's test API server (Kubernetes mode; it runs in
+workflows' counters at 1-minute steps, ``--hours`` back and ``--ahead`` on; N
+gates are written as policy files (file mode, SQLite state store) or created
+as ReleaseGates on the project's test API server (Kubernetes mode; it runs in
 this process's threads so that it can count the requests it serves). Then:
 
 1. ``gatectl run --once`` as a subprocess: wall seconds (process start and
    the first pass, which creates every status), peak RSS (``wait4``);
 2. ``gatectl run`` (``--tick`` = the gates' ``evaluation_interval``, so every
-   tick is a full pass) for ``--passes`` passes: seconds per pass and
-   Prometheus queries per pass (its own ``/metrics``), status writes per pass,
-   peak RSS (``VmHWM``), ``/metrics`` bytes and series per gate;
+   tick is a full pass), once every step is past its warm-up, for
+   ``--passes`` passes: seconds, CPU seconds and Prometheus queries per pass
+   (its own ``/metrics``), status writes per pass, peak RSS (``VmHWM``), ``/metrics``
+   bytes and series per gate;
 3. the largest stored status (state store row, or ``.status`` of the object).
 
     .venv/bin/python benchmarks/fleet.py [--sizes 300,1000] [--modes file,kube]
@@ -49,15 +50,22 @@ from kubeapi.server import KubeAPIServer  # noqa: E402
 CRD_FILE = ROOT / "charts" / "gatectl" / "crds" / "releasegates.gatectl.io.yaml"
 INTERVAL = 10  # seconds: the gates' evaluation_interval and the loop's --tick
 PER_FILE = 500  # gates per policy file (several YAML documents each)
+SETTLE = 130  # seconds: steps warm up for two scrape intervals (2 × 1m), then read data
+POLL = 5.0  # seconds between reads of gatectl's /metrics (a scrape costs it CPU too)
 
 
 def workflow(i: int) -> str:
     return f"wf-{i:05d}"
 
 
-def history(n: int, *, end: float, hours: float) -> str:
-    """Every workflow's canary counters, one sample a minute over the last ``hours``."""
-    stamps = [end - 60 * k for k in range(int(hours * 60), -1, -1)]
+def history(n: int, *, now: float, hours: float, ahead: float) -> str:
+    """Every workflow's canary counters, a sample a minute, ``hours`` back and ``ahead`` on.
+
+    Samples ahead of now keep the data fresh while the run lasts: a query as of
+    any later instant sees a scrape at most a minute old, as from a live target.
+    """
+    first = now - hours * 3600
+    stamps = [first + 60 * k for k in range(int((hours + ahead) * 60) + 1)]
     series = []
     for i in range(n):
         labels = {"workflow": workflow(i), "track": "canary"}
@@ -83,6 +91,7 @@ def releasegate(i: int) -> dict[str, Any]:
             "promotion_window": "1h",
             "evaluation_interval": f"{INTERVAL}s",
             "min_samples": 10,
+            "prometheus": {"scrape_interval": "1m"},  # as backfilled
             "success_criteria": {"exception_rate": "<= 0.04", "critical_regressions": "== 0"},
             "rollback_trigger": ["exception_rate > 0.06", "critical_regressions > 0"],
             "traffic": {"kind": "none"},
@@ -229,6 +238,13 @@ def running(mode: Mode, prom: str, log: Path, address: str) -> Iterator[subproce
         process.wait(timeout=120)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (``/proc/PID/stat``): load on a shared machine
+    stretches wall time, not this."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -236,30 +252,33 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_loop(mode: Mode, prom: str, log: Path, *, n: int, passes: int) -> dict[str, float]:
+def run_loop(
+    mode: Mode, prom: str, log: Path, *, n: int, passes: int, since: float
+) -> dict[str, float]:
     """``gatectl run`` after its first pass: per pass seconds, queries, writes; RSS, /metrics."""
     address = f"127.0.0.1:{free_port()}"
     url = f"http://{address}"
     with running(mode, prom, log, address) as process:
         before: dict[str, float] | None = None
-        deadline = time.monotonic() + 60 + passes * (INTERVAL + 120)
+        deadline = time.monotonic() + SETTLE + 60 + passes * (INTERVAL + 120)
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 sys.exit(f"gatectl run exited {process.returncode}; see {log}")
             try:
                 text, values = metrics(url)
             except httpx.HTTPError:
-                time.sleep(0.5)
+                time.sleep(POLL)
                 continue
             count = values.get("gatectl_evaluation_duration_seconds_count", 0.0)
-            if before is None and count >= 1:  # the first pass (statuses exist) is done
-                before = dict(values, writes=mode.writes())
+            settled = time.monotonic() - since >= SETTLE  # past every step's warm-up
+            if before is None and count >= 1 and settled:
+                before = dict(values, writes=mode.writes(), cpu=cpu_seconds(process.pid))
             if (
                 before is not None
                 and count >= before["gatectl_evaluation_duration_seconds_count"] + passes
             ):
                 break
-            time.sleep(0.5)
+            time.sleep(POLL)
         else:
             sys.exit(f"gatectl run did not finish {passes} passes; see {log}")
         assert before is not None
@@ -271,6 +290,7 @@ def run_loop(mode: Mode, prom: str, log: Path, *, n: int, passes: int) -> dict[s
         series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
         return {
             "pass_s": seconds / done,
+            "pass_cpu_s": (cpu_seconds(process.pid) - before["cpu"]) / done,
             "pass_queries": queries / done,
             "pass_writes": (mode.writes() - before["writes"]) / done,
             "rss_mb": peak_rss_mb(process.pid),
@@ -281,8 +301,9 @@ def run_loop(mode: Mode, prom: str, log: Path, *, n: int, passes: int) -> dict[s
 
 def measure(mode: Mode, prom: str, root: Path, *, n: int, passes: int) -> dict[str, float]:
     log = root / f"{mode.name}.log"
+    since = time.monotonic()
     row = run_once(mode, prom, log)
-    row.update(run_loop(mode, prom, log, n=n, passes=passes))
+    row.update(run_loop(mode, prom, log, n=n, passes=passes, since=since))
     row["status_kb"] = mode.largest_status() / 1024
     return row
 
@@ -292,6 +313,7 @@ COLUMNS = (
     ("once_rss_mb", "once RSS MB", "{:.0f}"),
     ("once_queries", "once queries", "{:.0f}"),
     ("pass_s", "pass s", "{:.2f}"),
+    ("pass_cpu_s", "CPU s/pass", "{:.2f}"),
     ("pass_queries", "queries/pass", "{:.1f}"),
     ("pass_writes", "writes/pass", "{:.0f}"),
     ("rss_mb", "run RSS MB", "{:.0f}"),
@@ -308,7 +330,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="300", help="gate counts, comma-separated")
     parser.add_argument("--modes", default="file,kube", help="file, kube or both")
     parser.add_argument("--passes", type=int, default=3, help="passes of gatectl run to average")
-    parser.add_argument("--hours", type=float, default=1.0, help="history to backfill")
+    parser.add_argument("--hours", type=float, default=0.5, help="history before now")
+    parser.add_argument("--ahead", type=float, default=1.0, help="hours of samples after now")
     args = parser.parse_args()
     found = find_binaries()
     if found is None:
@@ -318,10 +341,10 @@ def main() -> int:
     for n in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
             root = Path(tmp)
-            end = float(int(time.time()) // 60 * 60)
+            now = float(int(time.time()) // 60 * 60)
             prometheus = LocalPrometheus(root / "prometheus", binary=found[0], promtool=found[1])
             started = time.perf_counter()
-            prometheus.backfill(history(n, end=end, hours=args.hours))
+            prometheus.backfill(history(n, now=now, hours=args.hours, ahead=args.ahead))
             prometheus.start()
             print(f"{n} workflows backfilled in {time.perf_counter() - started:.0f}s", flush=True)
             try:
