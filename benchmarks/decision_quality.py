@@ -29,6 +29,7 @@ false fallback rate stays within the same 1 % budget gatectl is held to.
 
 Run: ``.venv/bin/python benchmarks/decision_quality.py`` (``--quick`` for a
 smaller run). Prints markdown tables (docs/statistics.md quotes them).
+``--bursty RUNS`` runs the bursty-traffic cells instead (``bursty_cells.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -467,7 +469,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="300 runs per rate instead of 2,000")
     parser.add_argument("--runs", type=int, help="runs per true rate (overrides --quick)")
     parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument(
+        "--bursty",
+        type=int,
+        metavar="RUNS",
+        help="only the bursty-traffic cells of issue 13 (benchmarks/bursty_cells.py), RUNS each",
+    )
     args = parser.parse_args(argv)
+    if args.bursty:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bursty_cells import report
+
+        began = time.perf_counter()
+        print(report(runs=args.bursty))
+        print(f"\nwall time {time.perf_counter() - began:.0f} s")
+        return 0
     runs = args.runs or (300 if args.quick else 2000)
     window = 48 * 60
     spec = GateSpec.model_validate(POLICY)

@@ -30,7 +30,7 @@ from gatectl.core.observations import (
 )
 from gatectl.policy.durations import format_duration
 from gatectl.policy.expr import Condition
-from gatectl.policy.models import CheckSettings, GateSpec
+from gatectl.policy.models import CheckSettings, GateSpec, TriggerSpec
 
 __all__ = ["decide", "evaluation_window", "fallback_target", "format_value"]
 
@@ -275,6 +275,64 @@ def _check(
     )
 
 
+_RECENT_ANCHOR = 3600.0
+"""The recent window starts at a whole hour (``gatectl.engine.observe.recent_window``)."""
+
+
+def _recent(
+    check: CheckResult,
+    trigger: TriggerSpec,
+    *,
+    spec: GateSpec,
+    observations: ObservationSet,
+    state: GateState,
+    now: datetime,
+) -> CheckResult:
+    """The trigger on the recent window too, when the whole window did not fire it.
+
+    The recent window starts at the whole hour before the current one; each
+    such hour since the step began (the ``j``-th) gets its own confidence
+    sequence at error ``alpha / (j (j + 1))``, so all of them together err
+    with probability at most ``alpha`` (docs/statistics.md).
+    """
+    confidence = _level(trigger, spec)
+    observation = observations.recent.get(check.metric)
+    if check.result == "fired" or confidence is None or observation is None:
+        return check
+    if trigger.expression.condition.relative or observations.recent_seconds is None:
+        return check
+    hours = math.floor(now.timestamp() / _RECENT_ANCHOR) - math.floor(
+        state.step_started_at.timestamp() / _RECENT_ANCHOR
+    )
+    j = max(1, hours)
+    level = 1.0 - (1.0 - confidence) / (j * (j + 1))
+    outcome = _evaluate(
+        check.metric,
+        trigger.expression.condition,
+        observation,
+        None,
+        confidence=level,
+        trigger=True,
+    )
+    if outcome.result != "pass":
+        return check
+    span = format_duration(observations.recent_seconds)
+    return CheckResult(
+        kind="trigger",
+        metric=check.metric,
+        condition=check.condition,
+        result="fired",
+        value=outcome.value,
+        query=observation.query,
+        threshold=outcome.threshold,
+        samples=observation.denominator,
+        interval=outcome.interval,
+        dry_run=check.dry_run,
+        note=f"fired on the last {span}",
+        dispersion=observation.dispersion,
+    )
+
+
 def _describe(check: CheckResult) -> str:
     value = format_value(check.value)
     if check.kind == "trigger":
@@ -283,6 +341,8 @@ def _describe(check: CheckResult) -> str:
             text += (
                 f", lower bound {check.interval.lower:.4g} at {_percent(check.interval.confidence)}"
             )
+        if check.note and check.note.startswith("fired on the last "):
+            text += ", " + check.note[len("fired ") :]
         return text + ")"
     if check.result == "undecided" and check.note:
         return check.note
@@ -341,14 +401,21 @@ def decide(
     ]
     checked += [
         (
-            _check(
-                "trigger",
-                metric=t.expression.metric,
-                condition=t.expression.condition,
-                text=t.expression.text,
-                settings=t,
+            _recent(
+                _check(
+                    "trigger",
+                    metric=t.expression.metric,
+                    condition=t.expression.condition,
+                    text=t.expression.text,
+                    settings=t,
+                    spec=spec,
+                    observations=observations,
+                ),
+                t,
                 spec=spec,
                 observations=observations,
+                state=state,
+                now=now,
             ),
             t,
         )

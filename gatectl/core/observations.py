@@ -121,6 +121,10 @@ class ObservationSet:
     """The baseline track's request count over the window (the exposure check)."""
     recent_samples: Observation | None = None
     """The canary's request count over the last ``exposure.grace``."""
+    recent: Mapping[str, Observation] = field(default_factory=dict)
+    """Rollback triggers' rates over the recent window (since the hour before this one)."""
+    recent_seconds: float | None = None
+    """The recent window's length; ``None``: not read (it would be the whole window)."""
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,15 @@ from gatectl.errors import QueryError
 from gatectl.policy.durations import prometheus_range
 from gatectl.policy.models import BUILTIN_METRICS, Gate, MetricDefinition
 
-__all__ = ["GatePlan", "QueryClient", "observe", "plan_gate", "quantize_window"]
+__all__ = [
+    "RECENT_ANCHOR_SECONDS",
+    "GatePlan",
+    "QueryClient",
+    "observe",
+    "plan_gate",
+    "quantize_window",
+    "recent_window",
+]
 
 
 class QueryClient(Protocol):
@@ -65,6 +73,8 @@ class GatePlan:
     """Seconds per interval of the rates' dispersion estimate (``gatectl.core.dispersion``)."""
     exposure_grace: float | None = None
     """The exposure check's grace (its recent window); ``None``: the check is off."""
+    recent: Mapping[str, MetricDefinition] = field(default_factory=dict)
+    """Rate metrics of rollback triggers, also read over the recent window."""
 
     def reads(self) -> Iterable[Read]:
         """Every template this gate needs, once per track."""
@@ -114,7 +124,25 @@ def plan_gate(gate: Gate, *, window_seconds: float) -> GatePlan:
         baseline=baseline,
         dispersion_interval=dispersion_interval(spec.prometheus.scrape_interval),
         exposure_grace=spec.exposure.grace if spec.exposure.enabled else None,
+        recent={
+            t.expression.metric: definition
+            for t in spec.rollback_trigger
+            if not t.expression.condition.relative
+            and (definition := definition_for(t.expression.metric, spec.metrics)) is not None
+            and definition.numerator is not None
+        },
     )
+
+
+RECENT_ANCHOR_SECONDS = 3600
+"""The recent window starts at the whole hour before the current one (1 h to 2 h long)."""
+_RECENT_KEY = "\x00recent"
+
+
+def recent_window(at: datetime) -> float:
+    """Seconds since the whole hour before the current one: between 1 h and 2 h."""
+    stamp = math.floor(at.timestamp())
+    return float(RECENT_ANCHOR_SECONDS + stamp % RECENT_ANCHOR_SECONDS)
 
 
 def quantize_window(seconds: float) -> float:
@@ -288,15 +316,35 @@ async def observe(
     concurrency: int = 16,
 ) -> dict[str, ObservationSet]:
     """Read every plan's metrics as of ``at``; a failed query is no data, never an exception."""
-    reads = {r for plan in plans for r in plan.reads()}
+    span = recent_window(at - timedelta(seconds=float(getattr(client, "query_offset", 0.0))))
+    recent_plans = {
+        plan.key: replace(
+            plan,
+            key=plan.key + _RECENT_KEY,
+            window_seconds=span,
+            canary=dict(plan.recent),
+            baseline={},
+            exposure_grace=None,
+            recent={},
+        )
+        for plan in plans
+        if plan.recent and span < plan.window_seconds
+    }
+    reads = {r for plan in [*plans, *recent_plans.values()] for r in plan.reads()}
     values, freshness, spread = await asyncio.gather(
         _execute(reads, client, at=at, batch=batch, concurrency=concurrency),
         _read_freshness(plans, client, at=at, concurrency=concurrency),
-        _read_dispersion(plans, client, at=at, batch=batch, concurrency=concurrency),
+        _read_dispersion(
+            [*plans, *recent_plans.values()],
+            client,
+            at=at,
+            batch=batch,
+            concurrency=concurrency,
+        ),
     )
 
-    def measured(observation: Observation, track: str) -> Observation:
-        phi = spread.get((observation.metric, track, plan.key))
+    def measured(observation: Observation, track: str, key: str | None = None) -> Observation:
+        phi = spread.get((observation.metric, track, key or plan.key))
         if phi is None or not observation.is_rate or observation.value is None:
             return observation
         return replace(observation, dispersion=phi)
@@ -319,6 +367,12 @@ async def observe(
             baseline_samples = _observation(SAMPLES_METRIC, requests, plan, "baseline", values)
             lately = replace(plan, window_seconds=plan.exposure_grace)
             recent = _observation(SAMPLES_METRIC, requests, lately, "canary", values)
+        latest: dict[str, Observation] = {}
+        if (again := recent_plans.get(plan.key)) is not None:
+            latest = {
+                m: measured(_observation(m, d, again, "canary", values), "canary", again.key)
+                for m, d in again.canary.items()
+            }
         observed[plan.key] = ObservationSet(
             canary=canary,
             samples=samples,
@@ -326,6 +380,8 @@ async def observe(
             freshness=freshness[plan.key],
             baseline_samples=baseline_samples,
             recent_samples=recent,
+            recent=latest,
+            recent_seconds=span if latest else None,
         )
     return observed
 

@@ -154,6 +154,7 @@ def releasegate(
         "evaluation_interval": "1s",
         "prometheus": {"scrape_interval": "1s"},  # the test Prometheus scrapes every second
         "min_samples": 10,
+        "confidence": "off",  # point values: these tests are about the operator, not the bounds
         "success_criteria": {"exception_rate": "<= 0.04"},
         "rollback_trigger": ["exception_rate > 0.2", "critical_regressions > 0"],
     }

@@ -109,6 +109,7 @@ spec:
   workflow: {workflow}
   evaluation_interval: {interval}
   min_samples: 10
+  confidence: "off"
   canary_traffic: 0.05
   steps: [0.05, 0.25, 1.0]
   promotion_window: 3s

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -184,3 +185,32 @@ def test_a_bad_bursty_canary_falls_back(
 
     assert body["summary"]["fallback_at"] is not None
     assert body["summary"]["fallback_reason"].startswith("rollback trigger fired: exception_rate")
+
+
+def test_triggers_are_also_read_over_the_recent_window(prometheus_url: str) -> None:
+    at = T0 + timedelta(hours=2)  # a whole hour: the recent window is the last hour
+    spec = GateSpec.model_validate(
+        {
+            "canary_traffic": 0.1,
+            "promotion_window": "3h",
+            "success_criteria": {"exception_rate": "<= 0.04"},
+            "rollback_trigger": ["exception_rate > 0.06"],
+        }
+    )
+    plans = [plan_gate(Gate(name=w, spec=spec), window_seconds=3 * 3600) for w in WORKFLOWS]
+
+    async def read() -> dict[str, Any]:
+        async with PrometheusClient(prometheus_url, timeout=30) as client:
+            return dict(await observe(plans, client, at=at, batch=True))
+
+    observed = asyncio.run(read())
+    end = LEAD + 120
+    for plan in plans:
+        got = observed[plan.key]
+        assert got.recent_seconds == 3600.0
+        recent = got.recent["exception_rate"]
+        assert (recent.numerator, recent.denominator) == (
+            pytest.approx(sum(COUNTS[plan.workflow][end - 60 : end])),
+            pytest.approx(60 * PER_MINUTE),
+        )
+        assert recent.dispersion == pytest.approx(pearson(COUNTS[plan.workflow][end - 61 : end]))

@@ -1,0 +1,91 @@
+"""Rollback triggers on the recent window: a drift falls back soon after it crosses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gatectl.core.decide import decide
+from gatectl.core.observations import GateState, Observation, ObservationSet
+from gatectl.policy.models import GateSpec
+
+NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
+STARTED = datetime(2026, 11, 20, 0, 10, tzinfo=UTC)
+"""12 h 20 min ago: 12 whole-hour boundaries since (j = 12)."""
+
+
+def rate(events: float, trials: float) -> Observation:
+    return Observation(
+        "exception_rate",
+        events / trials,
+        query={"numerator": "n", "denominator": "d"},
+        numerator=events,
+        denominator=trials,
+    )
+
+
+def spec(**extra: Any) -> GateSpec:
+    body: dict[str, Any] = {
+        "canary_traffic": 0.1,
+        "promotion_window_hours": 48,
+        "success_criteria": {"exception_rate": "<= 0.04"},
+        "rollback_trigger": ["exception_rate > 0.06"],
+    }
+    return GateSpec.model_validate({**body, **extra})
+
+
+def observed(recent: Observation | None) -> ObservationSet:
+    # 12 h at 1,000/min: 3.5 % overall, which proves nothing about > 6 %.
+    whole = rate(25_200.0, 720_000.0)
+    return ObservationSet(
+        canary={"exception_rate": whole},
+        samples=Observation("samples", 720_000.0),
+        recent={} if recent is None else {"exception_rate": recent},
+        recent_seconds=None if recent is None else 5400.0,
+    )
+
+
+def test_a_drift_seen_in_the_last_hours_falls_back() -> None:
+    decision = decide(spec(), observed(rate(8_100.0, 90_000.0)), GateState(STARTED), now=NOW)
+
+    assert decision.action.value == "fallback"
+    trigger = decision.triggers[0]
+    assert (trigger.result, trigger.value, trigger.samples) == ("fired", 0.09, 90_000.0)
+    assert trigger.interval is not None
+    assert trigger.interval.confidence == pytest.approx(1 - 0.05 / (12 * 13))
+    assert decision.reasons[0].startswith(
+        "rollback trigger fired: exception_rate > 0.06 (value 0.09"
+    )
+    assert decision.reasons[0].endswith(", on the last 1h30m)")
+
+
+@pytest.mark.parametrize(
+    ("recent", "extra"),
+    [
+        pytest.param(rate(5_670.0, 90_000.0), {}, id="recent-rate-not-proven-above"),
+        pytest.param(rate(8_100.0, 90_000.0), {"confidence": "off"}, id="point-values-ignore-it"),
+        pytest.param(None, {}, id="not-read"),
+        pytest.param(
+            rate(8_100.0, 90_000.0),
+            {"rollback_trigger": ["exception_rate > baseline * 3"]},
+            id="relative-triggers-use-the-whole-window",
+        ),
+    ],
+)
+def test_the_recent_window_does_not_fire(recent: Observation | None, extra: dict[str, Any]) -> None:
+    decision = decide(spec(**extra), observed(recent), GateState(STARTED), now=NOW)
+    assert decision.action.value != "fallback"
+    assert decision.triggers[0].result != "fired"
+
+
+def test_the_level_tightens_with_each_hour_since_the_step_began() -> None:
+    # 6.33 % of 90,000 requests: proven > 6 % after 2 hours (j = 2), not after 12.
+    early = GateState(STARTED)
+    recent = rate(5_700.0, 90_000.0)
+    assert (
+        decide(spec(), observed(recent), early, now=STARTED + timedelta(hours=2)).action.value
+        == "fallback"
+    )
+    assert decide(spec(), observed(recent), early, now=NOW).action.value == "hold"
