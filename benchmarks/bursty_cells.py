@@ -10,8 +10,9 @@ The rule simulated is gatectl's, for the seed policy's exception criterion
 (``<= 0.04``) and trigger (``> 0.06``) at 95 %, looked at every minute, 48 h
 window, 72 h horizon: the trigger fires when the lower bound of the
 dispersion-widened sequence (``stats.log_mixture`` on the effective counts
-``x / phi``, ``n / phi``; ``phi`` Pearson's X^2 / (k - 1) of the window's
-minutes, floored at 1) passes 0.06 on the whole window, or on the recent
+``x / phi``, ``n / phi``; ``phi`` the upper confidence bound
+``dispersion_bound`` on Pearson's X^2 / (k - 1) of the window's minutes, as
+the controller computes it) passes 0.06 on the whole window, or on the recent
 window (since the whole hour before the current one) at error
 ``alpha / (j (j + 1))``; promotion needs the window elapsed, 100 requests
 and the upper bound <= 0.04. It mirrors ``gatectl.core.decide`` with the
@@ -32,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gatectl.core import stats
+from gatectl.core.dispersion import DispersionSums, dispersion_bound
 from gatectl.core.exposure import check_exposure
 from gatectl.core.observations import Observation
 from gatectl.policy.models import ExposureSettings
@@ -98,11 +100,8 @@ def run_once(cell: Cell, rng: np.random.Generator, *, dispersion: bool) -> tuple
         x, n = c_x[end] - c_x[start], c_n[end] - c_n[start]
         if not dispersion or n <= 0:
             return x, n
-        k = c_k[end] - c_k[start]
-        p = x / n
-        if k < 2 or p <= 0 or p >= 1:
-            return x, n
-        phi = max(1.0, (c_q[end] - c_q[start] - x * p) / (p * (1 - p)) / (k - 1))
+        sums = DispersionSums(c_q[end] - c_q[start], x, n, c_k[end] - c_k[start])
+        phi = dispersion_bound(sums)
         return x / phi, n / phi
 
     for t in range(1, HORIZON + 1):

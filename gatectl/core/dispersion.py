@@ -19,20 +19,24 @@ window, divided by its degrees of freedom,
 so three sums and a count per workflow suffice, which Prometheus computes
 server-side with one subquery (``dispersion_query``): no per-minute series
 ever leaves Prometheus. ``gatectl.core.stats`` then bounds the rate on the
-effective counts ``x / phi`` and ``n / phi`` (docs/statistics.md).
+effective counts ``x / phi`` and ``n / phi``, with ``phi`` an upper
+confidence bound (``dispersion_bound``; docs/statistics.md).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from gatectl.policy.durations import prometheus_range
 
 __all__ = [
+    "DISPERSION_CONFIDENCE",
     "DISPERSION_LABEL",
     "MIN_INTERVAL_SECONDS",
     "DispersionSums",
+    "dispersion_bound",
     "dispersion_factor",
     "dispersion_interval",
     "dispersion_query",
@@ -89,6 +93,53 @@ def dispersion_factor(sums: DispersionSums) -> float:
     """
     ratio = pearson_ratio(sums)
     return 1.0 if ratio is None else max(1.0, ratio)
+
+
+DISPERSION_CONFIDENCE = 0.95
+"""The bounds use an upper confidence bound on ``phi``, not the estimate itself."""
+
+
+def _chi2_lower_quantile(dof: float, tail: float) -> float:
+    """The ``tail`` quantile of chi-squared with ``dof`` degrees of freedom (``tail`` < 0.5).
+
+    Exact for 1 and 2 degrees of freedom, Wilson-Hilferty (1931) above: within
+    a few percent from 3 degrees of freedom on, closer as they grow.
+    """
+    if dof <= 1.0:
+        return NormalDist().inv_cdf(0.5 + tail / 2.0) ** 2
+    if dof <= 2.0:
+        return -2.0 * math.log1p(-tail)
+    z = NormalDist().inv_cdf(tail)
+    spread = 2.0 / (9.0 * dof)
+    return dof * max(1e-12, 1.0 - spread + z * math.sqrt(spread)) ** 3
+
+
+def dispersion_bound(sums: DispersionSums, *, confidence: float = DISPERSION_CONFIDENCE) -> float:
+    """The ``phi`` the bounds use: an upper confidence bound, at most the requests per interval.
+
+    ``X^2`` over ``k - 1`` degrees of freedom estimates ``phi`` with a
+    relative error of about ``sqrt(2 / (k - 1))``, so early in a step, when a
+    burst has just happened, the estimate is least reliable exactly when it
+    matters. The bound is ``max(1, X^2 / (k - 1)) * (k - 1) / chi2_{k-1}(1 -
+    confidence)`` (the chi-squared interval for a variance ratio), capped at
+    the mean number of requests per interval: whatever the correlation,
+    ``phi = 1 + (n - 1) rho <= n``, so each interval then counts as one
+    observation. With one interval (or none) it is that cap; without events
+    or when every request failed, 1 (nothing to widen).
+    """
+    if not all(
+        math.isfinite(v) and v >= 0
+        for v in (sums.squares_over_trials, sums.events, sums.trials, sums.intervals)
+    ):
+        return 1.0
+    if sums.trials <= 0 or sums.events <= 0 or sums.events >= sums.trials:
+        return 1.0
+    cap = max(1.0, sums.trials / max(1.0, sums.intervals))
+    if sums.intervals < 2:
+        return cap
+    dof = sums.intervals - 1.0
+    factor = dof / _chi2_lower_quantile(dof, 1.0 - confidence)
+    return min(cap, dispersion_factor(sums) * factor)
 
 
 def dispersion_interval(scrape_interval: float) -> int:

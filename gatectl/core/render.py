@@ -101,6 +101,14 @@ def decision_to_dict(
         body["freshness"] = freshness_to_dict(decision.freshness)
     if decision.warming_up:
         body["warming_up"] = True
+    if decision.exposure is not None:
+        exposure: dict[str, Any] = {"status": decision.exposure.status}
+        if decision.exposure.observed_share is not None:
+            exposure["observed_share"] = _number(decision.exposure.observed_share)
+            exposure["requests"] = _number(decision.exposure.requests)
+        if decision.exposure.message is not None:
+            exposure["message"] = decision.exposure.message
+        body["exposure"] = exposure
     return body
 
 

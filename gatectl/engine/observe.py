@@ -31,7 +31,7 @@ from gatectl.core.catalog import (
 )
 from gatectl.core.dispersion import (
     DISPERSION_LABEL,
-    dispersion_factor,
+    dispersion_bound,
     dispersion_interval,
     dispersion_query,
     sums_from,
@@ -539,7 +539,7 @@ async def _read_dispersion(
         for read in reads:
             sums = sums_from(parts.get(read.workflow, {}))
             if sums is not None:
-                factors[read] = dispersion_factor(sums)
+                factors[read] = dispersion_bound(sums)
 
     tasks = [ask([read], None) for read in alone]
     tasks += [ask(group, sorted({r.workflow for r in group})) for group in groups.values()]

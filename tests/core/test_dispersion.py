@@ -14,6 +14,7 @@ import pytest
 
 from gatectl.core.dispersion import (
     DispersionSums,
+    dispersion_bound,
     dispersion_factor,
     dispersion_interval,
     dispersion_query,
@@ -176,3 +177,45 @@ def test_query_reads_the_four_sums_per_interval() -> None:
 )
 def test_sums_from_the_answer(values: dict[str, float], expected: DispersionSums | None) -> None:
     assert sums_from(values) == expected
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        pytest.param([(1, 10), (2, 10), (0, 10), (3, 10)], id="4-intervals"),
+        pytest.param([(0, 100), (50, 100), (1, 100), (2, 100), (3, 100), (1, 100)], id="burst"),
+        pytest.param([(20, 1000)] * 30 + [(25, 1000)] * 30, id="60-even"),
+        pytest.param([(2, 100)] * 3, id="underdispersed"),
+    ],
+)
+def test_bound_is_the_chi_squared_upper_limit_capped_at_requests_per_interval(
+    counts: list[tuple[int, int]],
+) -> None:
+    from scipy.stats import chi2  # an independent quantile
+
+    k = len(counts)
+    mean_requests = sum(n for _, n in counts) / k
+    expected = min(mean_requests, max(1.0, direct(counts)) * (k - 1) / chi2.ppf(0.05, k - 1))
+    # Wilson-Hilferty below 10 degrees of freedom errs on the wide side, by up to 8 %.
+    assert expected * (1 - 1e-12) <= dispersion_bound(sums(counts)) <= expected * 1.08
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        pytest.param(DispersionSums(10.0, 10.0, 100.0, 1.0), 100.0, id="one-interval-is-the-cap"),
+        pytest.param(DispersionSums(0.0, 0.0, 100.0, 5.0), 1.0, id="no-events"),
+        pytest.param(DispersionSums(100.0, 100.0, 100.0, 5.0), 1.0, id="all-fail"),
+        pytest.param(DispersionSums(float("nan"), 1.0, 10.0, 3.0), 1.0, id="nan"),
+        pytest.param(DispersionSums(0.1, 0.1, 0.5, 2.0), 1.0, id="cap-never-below-1"),
+    ],
+)
+def test_bound_edges(given: DispersionSums, expected: float) -> None:
+    assert dispersion_bound(given) == expected
+
+
+def test_bound_tends_to_the_estimate_as_intervals_accumulate() -> None:
+    counts = _minutes(3, per_minute=1000, mean=0.02, rho=0.05)
+    estimate = dispersion_factor(sums(counts))
+    assert estimate < dispersion_bound(sums(counts)) < estimate * 1.07
+    assert dispersion_bound(sums(counts[:10])) > 2 * dispersion_factor(sums(counts[:10]))

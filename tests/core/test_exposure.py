@@ -10,6 +10,7 @@ import pytest
 from gatectl.core.decide import decide
 from gatectl.core.exposure import check_exposure
 from gatectl.core.observations import Exposure, GateState, Observation, ObservationSet
+from gatectl.core.render import decision_to_dict
 from gatectl.policy.models import ExposureSettings, GateSpec
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -186,3 +187,14 @@ def test_the_right_share_promotes_and_no_baseline_is_a_note() -> None:
     decision = decide(spec(), observed(5000.0, None), STATE, now=NOW)
     assert decision.action.value == "promote"
     assert decision.notes == ("exposure not checked: no baseline track",)
+
+
+def test_the_json_evidence_carries_the_observed_share() -> None:
+    decision = decide(spec(), observed(1615.0, 3595.0), STATE, now=NOW)
+    body = decision_to_dict(decision, gate="g", workflow="w")
+    assert body["exposure"] == {
+        "status": "mismatch",
+        "observed_share": round(1615.0 / 5210.0, 10),
+        "requests": 5210.0,
+        "message": "exposure mismatch: set 10 %, observed 31 % (n = 5,210)",
+    }
