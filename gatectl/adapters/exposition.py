@@ -164,6 +164,11 @@ _SAMPLES = _F(
     "gauge",
     "Canary requests counted in the evaluation window (absent while unknown).",
 )
+_EXPOSURE = _F(
+    "gatectl_gate_exposure_observed_share",
+    "gauge",
+    "Canary share of requests observed over the window (exposure check; absent when not made).",
+)
 _WINDOW = _F(
     "gatectl_gate_window_remaining_seconds",
     "gauge",
@@ -240,6 +245,7 @@ GATE_FAMILIES: tuple[_Family, ...] = (
     _SHARE,
     _STEP,
     _SAMPLES,
+    _EXPOSURE,
     _WINDOW,
     _INCONCLUSIVE,
     _LAST,
@@ -450,6 +456,8 @@ class Recorder:
             samples[_STEP.name] = {(): float(decision.next_step + 1)}
             known = _number(decision.samples)
             samples[_SAMPLES.name] = {} if known is None else {(): known}
+            shown = decision.exposure.observed_share if decision.exposure else None
+            samples[_EXPOSURE.name] = {} if shown is None else {(): shown}
             samples[_WINDOW.name] = {(): decision.window.remaining_seconds}
             samples[_INCONCLUSIVE.name] = {(): float(decision.inconclusive_count)}
             samples[_LAST.name] = {(): decision.evaluated_at.timestamp()}

@@ -198,3 +198,21 @@ def test_the_json_evidence_carries_the_observed_share() -> None:
         "requests": 5210.0,
         "message": "exposure mismatch: set 10 %, observed 31 % (n = 5,210)",
     }
+
+
+def test_the_observed_share_is_exported_as_a_gauge() -> None:
+    from gatectl.adapters.exposition import Recorder
+    from gatectl.policy.models import Gate
+
+    recorder = Recorder()
+    labels = {"namespace": "default", "gate": "g", "workflow": "g"}
+    name = "gatectl_gate_exposure_observed_share"
+    gate = Gate(name="g", spec=spec())
+    recorder.record_decision(
+        gate, decide(spec(), observed(1615.0, 3595.0), STATE, now=NOW), phase="Holding"
+    )
+    assert recorder.registry.get_sample_value(name, labels) == pytest.approx(1615.0 / 5210.0)
+    recorder.record_decision(
+        gate, decide(spec(), observed(5000.0, None), STATE, now=NOW), phase="Holding"
+    )
+    assert recorder.registry.get_sample_value(name, labels) is None
