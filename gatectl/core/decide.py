@@ -271,7 +271,8 @@ def _check(
         baseline=outcome.baseline,
         dry_run=settings.dry_run,
         note=outcome.note,
-        dispersion=observation.dispersion if observation is not None else None,
+        # Only where bounds used it: with point values it would only churn the evidence.
+        dispersion=observation.dispersion if outcome.interval is not None and observation else None,
     )
 
 
