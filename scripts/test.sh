@@ -18,7 +18,7 @@ echo "== ruff" >&2
 echo "== mypy" >&2
 .venv/bin/mypy gatectl
 echo "== import layers" >&2
-.venv/bin/lint-imports
+.venv/bin/lint-imports --no-logo
 echo "== pytest" >&2
 .venv/bin/pytest "$@"
 
