@@ -223,12 +223,17 @@ def steps_problem(body: Mapping[str, Any], steps: Sequence[float]) -> str | None
 
 
 def requests_problem(body: Any) -> str | None:
-    """The first thing wrong with stored requests (approve, reset, paused), or ``None``."""
+    """The first thing wrong with stored requests (approve, reset, fallback, paused); else None."""
     if not isinstance(body, Mapping):
         return f"expected an object, got {_kind(body)}"
     tables = {
         "approve": (("step", True, _integer(1)), ("by", False, _typed(str))),
         "reset": (("token", True, _typed(str)), ("by", False, _typed(str))),
+        "fallback": (
+            ("token", True, _typed(str)),
+            ("by", False, _typed(str)),
+            ("reason", False, _typed(str)),
+        ),
     }
     for name, table in tables.items():
         part = body.get(name)

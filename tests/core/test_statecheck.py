@@ -447,6 +447,16 @@ def test_hold_message_names_the_file_the_gate_and_the_way_out(hold: Hold, messag
         ),
         pytest.param({"approve": {"step": 0}}, "approve.step: 0 is below 1", id="approve-step-0"),
         pytest.param({"reset": {"by": "a"}}, "reset.token: required field missing", id="no-token"),
+        pytest.param(
+            {"fallback": {"token": "t", "by": "ann", "reason": "harm the metrics miss"}},
+            None,
+            id="fallback",
+        ),
+        pytest.param(
+            {"fallback": {"by": "ann"}},
+            "fallback.token: required field missing",
+            id="fallback-no-token",
+        ),
         pytest.param({"reset": "now"}, "reset: expected an object, got a string", id="reset-str"),
         pytest.param({"paused": "yes"}, "paused: expected a boolean, got a string", id="paused"),
         pytest.param(None, "expected an object, got null", id="null"),
