@@ -23,6 +23,7 @@ __all__ = [
     "FILE_KINDS",
     "LeaderLock",
     "atomic_write_json",
+    "atomic_write_text",
     "fsync_dir",
     "read_regular",
     "read_traffic",
@@ -40,14 +41,24 @@ FILE_KINDS = {
 
 def atomic_write_json(path: Path, payload: Any) -> None:
     """Write ``payload`` as JSON to ``path`` so that readers see the old or the new file."""
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, durably.
+
+    A temporary file in the same directory is written, fsynced, renamed over
+    ``path`` and the directory fsynced; ``mode`` sets the new file's permissions.
+    """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=True)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -17,10 +17,7 @@ rest of the flag's definition are left as they were.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +29,7 @@ from gatectl.core.flagd import (
     set_split,
     split_of,
 )
-from gatectl.engine.filestate import fsync_dir, read_regular
+from gatectl.engine.filestate import atomic_write_text, read_regular
 from gatectl.policy.models import TrafficSettings
 
 __all__ = [
@@ -97,26 +94,9 @@ def apply_flag_file(traffic: TrafficSettings, share: float) -> bool:
         raise FlagFileError(f"{path}: {exc}") from None
     if wanted == document:
         return False
-    _atomic_write_text(path, render_flag_file(wanted))
+    # Readers see the old or the new file; the new one keeps the old one's mode.
+    atomic_write_text(path, render_flag_file(wanted), mode=stat.S_IMODE(path.stat().st_mode))
     return True
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Readers see the old or the new file; the new one keeps the old one's mode."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def apply_flag_configmap(
