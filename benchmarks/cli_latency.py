@@ -7,7 +7,8 @@ each (subprocesses):
 
 - ``gatectl evaluate`` on a four-criterion policy (three triggers), and
 - a bare Python script that imports httpx and sends the same instant queries
-  (the exact PromQL gatectl plans, with ``time=``) one after the other.
+  (the exact PromQL gatectl sends, captured from one run of it: plan, freshness,
+  dispersion, recent-window and exposure reads, with ``time=``) one after the other.
 
 It prints both medians (wall time, and CPU time, which is steadier on a busy
 machine) and their ratio (target: gatectl <= 2.0x the bare script), then what
@@ -31,6 +32,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from gatectl.demo.localprom import LocalPrometheus, find_binaries, render_openmetrics
 from gatectl.demo.run import SCENARIOS, example_series
@@ -65,16 +67,29 @@ with httpx.Client() as client:
 """
 
 
-def planned_queries(policy: Path, *, started: datetime, at: datetime) -> list[str]:
-    """The PromQL ``gatectl evaluate`` sends for ``policy`` (from its own plan)."""
-    from gatectl.core.decide import evaluation_window
-    from gatectl.engine.observe import plan_gate
-    from gatectl.policy import load_gates
+def sent_queries(evaluate: list[str]) -> list[str]:
+    """Every PromQL query ``gatectl evaluate`` sends (the plan's reads, freshness,
+    dispersion, recent-window and exposure reads alike), captured from one real run."""
+    import contextlib
+    import io
 
-    (gate,) = load_gates([policy])
-    window = evaluation_window(gate.spec, started_at=started, now=at)
-    plan = plan_gate(gate, window_seconds=window.query_seconds)
-    return sorted({read.promql() for read in plan.reads()})
+    from gatectl.adapters import prometheus
+    from gatectl.cli import main
+
+    sent: list[str] = []
+    original = prometheus.PrometheusClient.query
+
+    async def capture(self: Any, promql: str, *, at: datetime) -> Any:
+        sent.append(promql)
+        return await original(self, promql, at=at)
+
+    prometheus.PrometheusClient.query = capture  # type: ignore[method-assign]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            main(evaluate[1:])
+    finally:
+        prometheus.PrometheusClient.query = original  # type: ignore[method-assign]
+    return sorted(set(sent))
 
 
 def _cpu_of_children() -> float:
@@ -182,7 +197,6 @@ def main(argv: list[str] | None = None) -> int:
         policy.write_text(POLICY, encoding="utf-8")
         bare = Path(work) / "bare.py"
         bare.write_text(BARE_SCRIPT, encoding="utf-8")
-        queries = planned_queries(policy, started=started, at=at)
         server = LocalPrometheus(Path(work) / "tsdb", binary=binaries[0], promtool=binaries[1])
         server.backfill(render_openmetrics(example_series(SCENARIOS[:1], end=at)))
         with server:
@@ -190,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 gatectl, "evaluate", str(policy), "--prometheus-url", server.url,
                 "--started-at", stamp["start"], "--at", stamp["at"], "--output", "json",
             ]  # fmt: skip
+            queries = sent_queries(evaluate)
             script = [
                 sys.executable,
                 str(bare),
