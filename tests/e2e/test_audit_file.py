@@ -97,6 +97,16 @@ class Shares:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.look()  # one last look, whatever the thread managed under load
+
+    def look(self) -> None:
+        now = share(self.path)
+        if now is not None and (not self.seen or self.seen[-1] != now):
+            self.seen.append(now)
+
+    def caught_up(self, value: float) -> bool:
+        """The poller has seen ``value`` as the latest share (it polls every 20 ms)."""
+        return bool(self.seen) and self.seen[-1] == value
 
 
 def write(directory: Path, name: str, *, workflow: str, interval: str = "1s") -> Path:
@@ -181,6 +191,7 @@ def test_the_stop_button_takes_a_healthy_gate_out_at_once_and_keeps_it_out(
                 == f"fell back default/stop: traffic at 0% (by {ME}: answers look wrong)\n"
             )
             assert share(traffic) == 0.0  # confirmed means moved
+            wait(lambda: shares.caught_up(0.0), timeout=5, what="the poller to see 0 %")
             stopped_at = len(shares.seen) - 1
             time.sleep(4 * 3)  # four promotion windows of healthy metrics
             assert shares.seen[stopped_at:] == [0.0]
