@@ -5,7 +5,8 @@ to this one instead. It is faithful where a controller depends on it (see
 ``store.py``): resourceVersions, 409 on stale writes, merge / JSON / strategic
 / apply patches, the status subresource, watches with bookmarks and 410 Gone,
 Kubernetes ``Status`` error bodies. Tests can inject faults
-(``fail_next``), force a compaction (``compact``) and read the store directly.
+(``fail_next``), hold requests until released (``hold_next``), force a
+compaction (``compact``) and read the store directly.
 
     with KubeAPIServer() as api:
         client = gatectl.adapters.kube.load_api_client(kubeconfig=api.kubeconfig_path)
@@ -40,7 +41,11 @@ __all__ = ["Fault", "KubeAPIServer", "Request"]
 
 @dataclass
 class Fault:
-    """``remaining`` requests whose method and path-with-query match get ``status``."""
+    """``remaining`` requests whose method and path-with-query match get ``status``.
+
+    With ``release``, a matching request waits until it is set (``arrived`` says one
+    came), then gets ``status``, or is served as usual when ``status`` is 0.
+    """
 
     remaining: int
     status: int
@@ -48,6 +53,8 @@ class Fault:
     method: str | None = None
     retry_after: float | None = None
     message: str = "injected fault"
+    release: threading.Event | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)
 
     def matches(self, method: str, target: str) -> bool:
         return (
@@ -187,6 +194,23 @@ class KubeAPIServer:
             self._faults.append(fault)
         return fault
 
+    def hold_next(
+        self,
+        n: int = 1,
+        *,
+        path_contains: str | None = None,
+        method: str | None = None,
+        status: int = 0,
+    ) -> Fault:
+        """Hold the next ``n`` matching requests until ``fault.release`` is set.
+
+        Then they get ``status`` (a Status body), or are served as usual with 0.
+        """
+        fault = Fault(n, status, path_contains, method, release=threading.Event())
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
     def compact(self) -> int:
         """Drop the watch history: watches from any older resourceVersion get 410 Gone."""
         return self.store.compact()
@@ -283,6 +307,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._request: Request | None = Request(method, split.path, query)
         try:
             fault = self.api._take_fault(method, self.path)
+            if fault is not None and fault.release is not None:
+                fault.arrived.set()
+                while not fault.release.wait(0.05) and not self.api._stopping.is_set():
+                    pass
+                if fault.status == 0:
+                    fault = None
             if fault is not None:
                 headers = {}
                 if fault.retry_after is not None:

@@ -45,6 +45,10 @@ component="gatectl") -> dict`` creates a core/v1 Event about ``obj``.
 
 ``whoami(api) -> str`` is the authenticated username (SelfSubjectReview).
 
+``TokenBucket(qps=50, burst=100)``: a client-side rate limit like client-go's;
+``load_api_client(..., rate_limit=bucket)`` (or ``set_rate_limit(api, bucket)``)
+makes every request through that client take a token first, retries too.
+
 ``map_api_exception(exc, *, what="")`` is the one translation of
 ``kubernetes.client.ApiException``.
 """
@@ -76,6 +80,7 @@ from .client import (
 from .events import record_event
 from .identity import whoami
 from .leader import LeaderElector
+from .ratelimit import TokenBucket, set_rate_limit
 from .watch import Watcher, WatchEvent
 
 __all__ = [
@@ -97,11 +102,13 @@ __all__ = [
     "ResourceKind",
     "Resources",
     "RetryPolicy",
+    "TokenBucket",
     "WatchEvent",
     "Watcher",
     "call_with_retries",
     "load_api_client",
     "map_api_exception",
     "record_event",
+    "set_rate_limit",
     "whoami",
 ]

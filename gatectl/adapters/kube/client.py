@@ -35,6 +35,7 @@ from gatectl.errors import (
     TooManyRequestsError,
 )
 
+from .ratelimit import TokenBucket, rate_limit_of, set_rate_limit
 from .retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy, call_with_retries
 
 __all__ = [
@@ -73,20 +74,32 @@ Obj = dict[str, Any]
 k8s_config: Any = _k8s_config  # untyped functions: Any at the seam
 
 
-def load_api_client(*, kubeconfig: str | None = None, context: str | None = None) -> ApiClient:
-    """A client from ``kubeconfig``, else in-cluster, else ``$KUBECONFIG`` / ~/.kube/config."""
+def load_api_client(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    rate_limit: TokenBucket | None = None,
+) -> ApiClient:
+    """A client from ``kubeconfig``, else in-cluster, else ``$KUBECONFIG`` / ~/.kube/config.
+
+    With ``rate_limit``, every request made through the client takes a token from it.
+    """
     try:
+        api = None
         if kubeconfig is None and context is None:
             try:
                 configuration = k8s.Configuration()
                 k8s_config.load_incluster_config(client_configuration=configuration)
-                return k8s.ApiClient(configuration)
+                api = k8s.ApiClient(configuration)
             except ConfigException:
                 pass
-        return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+        if api is None:
+            api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
     except (ConfigException, OSError, ValueError) as exc:
         where = kubeconfig or "in-cluster or default kubeconfig"
         raise ClusterError(f"cannot load Kubernetes configuration ({where}): {exc}") from exc
+    set_rate_limit(api, rate_limit)
+    return api
 
 
 def _status_message(exc: ApiException) -> str:
@@ -451,7 +464,13 @@ class Resources:
         timeout: float | tuple[float, float],
         what: str,
     ) -> Any:
-        """One request through the ApiClient (its auth, TLS, proxy); the raw urllib3 response."""
+        """One request through the ApiClient (its auth, TLS, proxy); the raw urllib3 response.
+
+        Every request, a retry too, first takes a token of the client's rate limit.
+        """
+        bucket = rate_limit_of(self.api_client)
+        if bucket is not None:
+            bucket.wait()
         headers = {"Accept": "application/json"}
         if content_type is not None:
             headers["Content-Type"] = content_type

@@ -49,5 +49,15 @@ def test_public_names_are_exported() -> None:
         name
         for name in vars(gatectl.adapters.kube)
         if not name.startswith("_")
-        and name not in {"annotations", "client", "events", "identity", "leader", "retry", "watch"}
+        and name
+        not in {
+            "annotations",
+            "client",
+            "events",
+            "identity",
+            "leader",
+            "ratelimit",
+            "retry",
+            "watch",
+        }
     )
