@@ -37,6 +37,45 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         help="watch only this namespace (repeatable); default all",
     )
     p.add_argument("--selector", "-l", metavar="LABELS", help="label selector for ReleaseGates")
+
+    def positive(text: str) -> int:
+        raw = text.strip()
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) >= 1):
+            raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text[:40]!r}")
+        return int(raw)
+
+    def rate(text: str) -> float:
+        raw = text.strip()
+        whole, _, part = raw.partition(".")
+        if not (whole + part).isascii() or not whole.isdigit() or not (part.isdigit() or not part):
+            raise argparse.ArgumentTypeError(
+                f"expected requests a second >= 0 (e.g. 50 or 12.5), got {text[:40]!r}"
+            )
+        return float(raw)
+
+    p.add_argument(
+        "--kube-workers",
+        type=positive,
+        default=8,
+        metavar="N",
+        help="Kubernetes: threads that make the writes of a pass (status, Events, traffic),"
+        " gates in parallel, each gate's in order (default 8)",
+    )
+    p.add_argument(
+        "--kube-api-qps",
+        type=rate,
+        default=50.0,
+        metavar="QPS",
+        help="Kubernetes: API requests a second, on average, like client-go's QPS (default 50;"
+        " 0: no limit)",
+    )
+    p.add_argument(
+        "--kube-api-burst",
+        type=positive,
+        default=100,
+        metavar="N",
+        help="Kubernetes: API requests at once above --kube-api-qps (default 100)",
+    )
     p.add_argument("--leader-elect", action="store_true", help="Kubernetes: elect a leader")
     p.add_argument("--lease-name", default="gatectl-leader", metavar="NAME")
     p.add_argument(
@@ -46,6 +85,25 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         help="default: $POD_NAMESPACE, else 'default'",
     )
     p.add_argument("--identity", default=None, help="default: $POD_NAME, else the hostname+pid")
+    p.add_argument(
+        "--sharding",
+        action="store_true",
+        help="Kubernetes: split the gates among the replicas by (Prometheus URL, workflow);"
+        " each holds its own Lease LEASE-NAME-IDENTITY in --lease-namespace, and LEASE-NAME"
+        " names the group (not with --leader-elect)",
+    )
+    p.add_argument(
+        "--shard-selector",
+        metavar="LABELS",
+        help="Kubernetes: the static form of shards: act only on ReleaseGates matching these"
+        " labels too (ANDed with --selector; no Lease)",
+    )
+    for flag, default, text in (
+        ("--lease-duration", 15.0, "how long a Lease unchanged means its holder is gone"),
+        ("--renew-deadline", 10.0, "a holder that could not renew for this long stops acting"),
+        ("--retry-period", 2.0, "how often a Lease is renewed (and, sharding, listed)"),
+    ):
+        p.add_argument(flag, type=float, default=default, metavar="SECONDS", help=text)
     p.add_argument("--prometheus-url", metavar="URL", help="overrides the policies' URL")
     p.add_argument(
         "--prometheus-header",

@@ -260,6 +260,10 @@ def _status_schema() -> dict[str, Any]:
                 "type": "string",
                 "description": "The workflow the gate's metrics are read for.",
             },
+            "controller": {
+                "type": "string",
+                "description": "With --sharding: the replica that wrote this status last.",
+            },
             "audit": {
                 "type": "object",
                 "description": "The audit record written last about this gate: its seq and"

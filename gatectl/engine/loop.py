@@ -2,8 +2,10 @@
 
 File mode (``--policies DIR --state-file FILE``) holds ``FILE.leader`` so one
 process acts per state file; Kubernetes mode (``--kubernetes``) elects a
-leader with a ``coordination.k8s.io`` Lease. Either way the loop ticks every
-second, evaluating the gates that are due, until SIGTERM/SIGINT.
+leader with a ``coordination.k8s.io`` Lease, or (``--sharding``) splits the
+gates among the replicas, each holding its own Lease (``engine.sharding``).
+Either way the loop ticks every second, evaluating the gates that are due,
+until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -101,11 +104,20 @@ def _audit(args: argparse.Namespace, recorder: Recorder) -> AuditLog | None:
 
 
 class _Leadership:
-    """``leading()`` for the loop; file lock or Lease."""
+    """``leading()`` for the loop; file lock, Lease, or this replica's shard Lease.
 
-    def __init__(self, leading: Callable[[], bool], release: Callable[[], None]) -> None:
+    ``boundary`` (sharding) is called between ticks: the share may change only there.
+    """
+
+    def __init__(
+        self,
+        leading: Callable[[], bool],
+        release: Callable[[], None],
+        boundary: Callable[[], None] | None = None,
+    ) -> None:
         self.leading = leading
         self.release = release
+        self.boundary = boundary
 
 
 def _file_mode(
@@ -139,12 +151,19 @@ def _kube_mode(
         load_api_client,
     )
     from gatectl.adapters.kube.leader import LeaderElector
+    from gatectl.adapters.kube.ratelimit import TokenBucket
     from gatectl.engine.kubestore import KubeStore
 
-    api = load_api_client(kubeconfig=args.kubeconfig, context=args.context)
-    store = KubeStore(api, namespaces=args.namespace, label_selector=args.selector)
-    store.sync()
-    store.start(stop)
+    timing = _lease_timing(args)
+    selector = ",".join(s for s in (args.selector, args.shard_selector) if s) or None
+    limit = TokenBucket(args.kube_api_qps, args.kube_api_burst)
+    api = load_api_client(kubeconfig=args.kubeconfig, context=args.context, rate_limit=limit)
+    kube = KubeStore(
+        api, namespaces=args.namespace, label_selector=selector, workers=args.kube_workers
+    )
+    store: Store = kube
+    kube.sync()
+    kube.start(stop)
     kinds = {
         "configmaps": CONFIGMAPS,
         "deployments": DEPLOYMENTS,
@@ -166,22 +185,118 @@ def _kube_mode(
     secrets = KubeSecretReader(
         lambda kind: Resources(api, SECRETS if kind == "secrets" else CONFIGMAPS)
     )
-    if not args.leader_elect:
-        leadership = _Leadership(lambda: True, lambda: None)
-        return store, actuators, leadership, store.synced.is_set, secrets
     identity = (
         args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     )
     namespace = args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default"
-    elector = LeaderElector(api, namespace=namespace, name=args.lease_name, identity=identity)
+    if args.sharding:
+        store, leadership = _sharding(
+            args, api, store=store, stop=stop, identity=identity, namespace=namespace, timing=timing
+        )
+        return store, actuators, leadership, kube.synced.is_set, secrets
+    if not args.leader_elect:
+        leadership = _Leadership(lambda: True, lambda: None)
+        return store, actuators, leadership, kube.synced.is_set, secrets
+    elector = LeaderElector(
+        api,
+        namespace=namespace,
+        name=args.lease_name,
+        identity=identity,
+        lease_duration=timing["lease_duration"],
+        renew_deadline=timing["renew_deadline"],
+        retry_period=timing["retry_period"],
+    )
     elector.start(stop=stop)
     return (
         store,
         actuators,
         _Leadership(lambda: elector.is_leader, elector.release),
-        store.synced.is_set,
+        kube.synced.is_set,
         secrets,
     )
+
+
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def _check_modes(args: argparse.Namespace) -> None:
+    """The sharding flags' combinations (exit 2 for a bad one)."""
+    if not args.kubernetes:
+        for flag, value in (
+            ("--sharding", args.sharding),
+            ("--shard-selector", args.shard_selector),
+        ):
+            if value:
+                raise UsageError(f"{flag} needs --kubernetes")
+        return
+    if args.sharding and args.leader_elect:
+        raise UsageError("--sharding and --leader-elect: choose one (shards need no leader)")
+    if args.sharding and args.shard_selector:
+        raise UsageError(
+            "--sharding and --shard-selector: choose one (replicas of one shard group must"
+            " all see the same gates)"
+        )
+    if args.sharding and args.once:
+        raise UsageError("--once evaluates every gate: not with --sharding")
+    if args.sharding and not _LABEL_VALUE.match(args.lease_name):
+        raise UsageError(
+            f"--lease-name {args.lease_name[:64]!r}: with --sharding it names the shard group"
+            " (a label value: at most 63 letters, digits, '-', '_', '.')"
+        )
+    _lease_timing(args)
+
+
+def _lease_timing(args: argparse.Namespace) -> dict[str, float]:
+    duration, deadline, retry = args.lease_duration, args.renew_deadline, args.retry_period
+    if not 0 < retry < deadline < duration:
+        raise UsageError(
+            f"need 0 < --retry-period ({retry:g}) < --renew-deadline ({deadline:g})"
+            f" < --lease-duration ({duration:g})"
+        )
+    return {"lease_duration": duration, "renew_deadline": deadline, "retry_period": retry}
+
+
+def _sharding(
+    args: argparse.Namespace,
+    api: Any,
+    *,
+    store: Store,
+    stop: threading.Event,
+    identity: str,
+    namespace: str,
+    timing: dict[str, float],
+) -> tuple[Store, _Leadership]:
+    """This replica's shard Lease, and a store that shows only the gates it acts on."""
+    from gatectl.adapters.kube.membership import ShardLease
+    from gatectl.engine.sharding import Shard, ShardedStore
+
+    pod, uid = os.environ.get("POD_NAME"), os.environ.get("POD_UID")
+    owner = (
+        {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}
+        if pod and uid and namespace == os.environ.get("POD_NAMESPACE")
+        else None
+    )
+    members = ShardLease(
+        api,
+        namespace=namespace,
+        group=args.lease_name,
+        identity=identity,
+        owner=owner,
+        lease_duration=timing["lease_duration"],
+        renew_deadline=timing["renew_deadline"],
+        retry_period=timing["retry_period"],
+    )
+    thread = members.start(stop=stop)
+    shard = Shard(members, identity=identity)
+    url = args.prometheus_url or os.environ.get("GATECTL_PROMETHEUS_URL") or None
+    sharded = ShardedStore(store, shard, default_url=url, identity=identity)
+
+    def release() -> None:
+        stop.set()
+        thread.join(timeout=timing["retry_period"] + 35.0)
+        members.release()
+
+    return sharded, _Leadership(shard.holding, release, boundary=shard.boundary)
 
 
 async def run_loop(
@@ -192,10 +307,16 @@ async def run_loop(
     tick: float = 1.0,
     max_ticks: int | None = None,
     on_tick: Callable[[], None] | None = None,
+    boundary: Callable[[], None] | None = None,
 ) -> int:
-    """Tick until ``stop`` (or ``max_ticks``); only while ``leading()``. Returns ticks run."""
+    """Tick until ``stop`` (or ``max_ticks``); only while ``leading()``. Returns ticks run.
+
+    ``boundary`` is called between ticks (sharding: ownership may change only there).
+    """
     ticks = 0
     while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
+        if boundary is not None:
+            boundary()
         leader = leading()
         controller.recorder.set_leader(leader)
         if leader:
@@ -247,6 +368,7 @@ def command(args: argparse.Namespace) -> int:
     """``gatectl run``."""
     _configure_logging(args.log_format)
     stop = threading.Event()
+    _check_modes(args)
     if args.kubernetes:
         store, actuators, leadership, synced, secrets = _kube_mode(args, stop)
     else:
@@ -316,7 +438,15 @@ def command(args: argparse.Namespace) -> int:
             asyncio.run(_once(controller))
         else:
             log.info("controller started (%s mode)", "kubernetes" if args.kubernetes else "file")
-            asyncio.run(run_loop(controller, leading=leadership.leading, stop=stop, tick=period))
+            asyncio.run(
+                run_loop(
+                    controller,
+                    leading=leadership.leading,
+                    stop=stop,
+                    tick=period,
+                    boundary=leadership.boundary,
+                )
+            )
     finally:
         stop.set()
         if audit is not None:

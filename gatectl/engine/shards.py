@@ -8,9 +8,9 @@ listed in, and when a replica joins or leaves only the keys it gains or held
 move (about 1/N of them). The hash is BLAKE2b, not ``hash()``: every process
 must agree, whatever its ``PYTHONHASHSEED``.
 
-Not yet wired into ``gatectl run``: the live replicas are to come from one
-Lease per replica, and a gate moves only after its in-flight step is committed
-(issue 12).
+``gatectl run --sharding`` uses it: the live replicas come from one Lease per
+replica (``adapters.kube.membership``), and ``engine.sharding`` hands a gate
+over only once its previous owner has let go.
 """
 
 from __future__ import annotations
