@@ -1,10 +1,17 @@
 """Kubernetes mode's Store: ReleaseGate objects, their status subresource and Events.
 
 A watch thread (list, then watch, relist on 410) keeps a cache of every
-ReleaseGate, so a tick reads memory, not the API server. Status is written
+ReleaseGate, so a tick reads memory, not the API server. The cache keeps what
+the controller reads and writes back (metadata, spec, status), without
+``metadata.managedFields`` and the ``kubectl.kubernetes.io/last-applied-configuration``
+annotation (a second copy of the spec): both are for other clients, and
+together they can outweigh the rest of the object. Status is written
 with a PUT to ``/status`` carrying the object's resourceVersion: a gate
 changed since it was read answers 409 (``ConflictError``), and the controller
-re-reads it on the next pass. Human requests are annotations:
+re-reads it on the next pass. Writes (status, Events, and the traffic the
+controller moves) run on the store's bounded pool of worker threads (``io``),
+so that one slow or hanging request holds one worker, not the pass. Human
+requests are annotations:
 
 - ``gatectl.io/approved-step`` (+ ``-by``, ``-at``): promotion into that step is approved;
 - ``gatectl.io/reset`` (a token, e.g. a timestamp) + ``gatectl.io/reset-by``;
@@ -26,11 +33,12 @@ from gatectl.adapters.kube.events import record_event
 from gatectl.adapters.kube.watch import Watcher
 from gatectl.core.status import GateRequests
 from gatectl.engine.stores import GateEntry
+from gatectl.engine.workers import DEFAULT_WORKERS, WorkerPool
 from gatectl.errors import ConflictError, GatectlError, NotFoundError, PolicyError
 from gatectl.policy import gate_from_resource
 from gatectl.policy.models import Gate
 
-__all__ = ["ANNOTATIONS", "KubeStore", "requests_from_annotations"]
+__all__ = ["ANNOTATIONS", "KubeStore", "requests_from_annotations", "slim"]
 
 log = logging.getLogger("gatectl.controller")
 
@@ -70,6 +78,29 @@ def requests_from_annotations(annotations: Mapping[str, str]) -> GateRequests:
     )
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` as the cache keeps it: no ``managedFields``, no last-applied annotation.
+
+    The status subresource's PUT keeps both on the server (an update without
+    ``managedFields`` leaves them as they are; a status write ignores metadata).
+    """
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        return obj
+    annotations = meta.get("annotations")
+    drop_annotation = isinstance(annotations, Mapping) and LAST_APPLIED in annotations
+    if "managedFields" not in meta and not drop_annotation:
+        return obj
+    trimmed = {k: v for k, v in meta.items() if k != "managedFields"}
+    if drop_annotation:
+        assert isinstance(annotations, Mapping)
+        trimmed["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**obj, "metadata": trimmed}
+
+
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
@@ -85,6 +116,7 @@ class KubeStore:
         namespaces: Sequence[str] = (),
         label_selector: str | None = None,
         watch_timeout: int = 60,
+        workers: int = DEFAULT_WORKERS,
     ) -> None:
         self.gates = Resources(api_client, RELEASEGATES)
         self.events = Resources(api_client, EVENTS)
@@ -96,6 +128,8 @@ class KubeStore:
         self._lock = threading.Lock()
         self.synced = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.io = WorkerPool(workers)
+        """Where the controller runs this store's writes and its traffic patches."""
 
     def _scopes(self) -> list[str | None]:
         return list(self.namespaces) if self.namespaces else [None]
@@ -108,7 +142,7 @@ class KubeStore:
         for namespace in self._scopes():
             listed = self.gates.list(namespace=namespace, label_selector=self.label_selector)
             for obj in listed.items:
-                fresh[_key(obj)] = obj
+                fresh[_key(obj)] = slim(obj)
         with self._lock:
             # A watch event applied while we listed may be newer than the list.
             for key, obj in fresh.items():
@@ -148,6 +182,7 @@ class KubeStore:
 
     def _apply(self, kind: str, obj: dict[str, Any]) -> None:
         key = _key(obj)
+        obj = slim(obj)
         with self._lock:
             if kind == "DELETED":
                 self._cache.pop(key, None)
@@ -226,6 +261,7 @@ class KubeStore:
         except ConflictError:
             self._refresh(entry)
             raise
+        updated = slim(updated)
         self._apply("MODIFIED", updated)
         return replace(entry, status=updated.get("status") or {}, handle=updated)
 
@@ -248,6 +284,10 @@ class KubeStore:
             message=message,
             type="Warning" if warning else "Normal",
         )
+
+    def close(self) -> None:
+        """Wait for the writes in flight; take no more."""
+        self.io.close()
 
 
 def _newer(current: Mapping[str, Any], candidate: Mapping[str, Any]) -> bool:

@@ -16,10 +16,10 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from gatectl.adapters.exposition import Recorder
 from gatectl.adapters.prometheus import PrometheusClient
@@ -43,6 +43,7 @@ from gatectl.engine.credentials import GateCredentials, ObjectReader, credential
 from gatectl.engine.observe import GatePlan, observe, plan_gate, quantize_window
 from gatectl.engine.stores import GateEntry, Store
 from gatectl.engine.tenancy import Tenancy, violations
+from gatectl.engine.workers import Runner, runner_of
 from gatectl.errors import (
     ClusterError,
     ConflictError,
@@ -56,6 +57,9 @@ from gatectl.policy.models import Gate, PrometheusSettings
 __all__ = ["ClientPool", "Controller", "TickReport", "error_reason", "quantize_window"]
 
 log = logging.getLogger("gatectl.controller")
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -168,6 +172,8 @@ class Controller:
         identity: str = "gatectl",
     ) -> None:
         self.store = store
+        self.io: Runner = runner_of(store)
+        """Where the store's and actuators' blocking calls run (the store's pool, or inline)."""
         self.audit = audit
         self.actor = f"controller:{identity}"
         """Who decisions are recorded as made by (``actor`` of audit records)."""
@@ -192,6 +198,11 @@ class Controller:
         No failure of one gate (an API error of any status, a timeout, a bug) leaves
         this pass: it is recorded on that gate and the pass goes on. ``last_tick``
         says the loop is alive, whatever the gates' fortunes.
+
+        With a concurrent store (``self.io``), decisions are made on the event loop
+        and each gate's writes (traffic, then status, then Event) run in order on
+        the store's workers, the gates beside each other. Either way the pass
+        returns only once every write it started has completed or failed.
         """
         try:
             return await self._tick(force=force)
@@ -206,43 +217,47 @@ class Controller:
         self._audit_start(entries)
         phases: Counter[str] = Counter()
         now = self.clock()
-        work: list[tuple[GateEntry, Gate, GateStatus]] = []
-        for listed in entries:
+
+        async def first(listed: GateEntry) -> tuple[GateEntry, Gate, GateStatus] | None:
             if listed.held is not None:
-                self._hold(listed, report)
                 phases["Invalid"] += 1
-                continue
+                await self._hold(listed, report)
+                return None
             if listed.gate is None:
-                self._invalid(listed, report)
                 phases["Invalid"] += 1
-                continue
+                await self._invalid(listed, report)
+                return None
             refused = violations(listed.gate, self.tenancy)
             if refused:  # never queried, actuated or called: Invalid, with what and why
-                self._invalid(replace(listed, gate=None, error="; ".join(refused)), report)
                 phases["Invalid"] += 1
-                continue
+                await self._invalid(replace(listed, gate=None, error="; ".join(refused)), report)
+                return None
             due = self._next_due.get(listed.key, 0.0) <= started or _stop_asked(listed)
             if not force and not due:
                 phases[str(listed.status.get("phase", "Progressing"))] += 1
-                continue
+                return None
             self._next_due[listed.key] = started + listed.gate.spec.evaluation_interval
             try:
-                prepared = self._prepare(listed, listed.gate, now, report)
+                prepared = await self._prepare(listed, listed.gate, now, report)
                 if prepared is None:
-                    continue
+                    return None
                 entry, status = prepared
                 if entry.requests.paused or listed.gate.spec.paused:
-                    self._persist(entry, replace(status, phase="Paused"), report)
                     phases["Paused"] += 1
-                    continue
+                    await self._persist(entry, replace(status, phase="Paused"), report)
+                    return None
             except Exception as exc:  # one gate's failure, whatever it is, stays on that gate
                 self._failed(listed, listed.gate, exc, report)
-                continue
-            work.append((entry, listed.gate, status))
+                return None
+            return entry, listed.gate, status
+
+        work = [w for w in await self._each(first, entries) if w is not None]
         observed = await self._observe(work, now)
-        for entry, gate, status in work:
+
+        async def second(item: tuple[GateEntry, Gate, GateStatus]) -> None:
+            entry, gate, status = item
             try:
-                phase = self._decide(
+                phase = await self._decide(
                     entry,
                     gate=gate,
                     status=status,
@@ -256,13 +271,33 @@ class Controller:
             else:
                 self._said.pop(entry.key, None)
             phases[phase] += 1
+
+        await self._each(second, work)
         self.recorder.set_phase_counts(dict(phases))
         self.recorder.observe_evaluation(time.monotonic() - started)
         if self.audit is not None:
             self.audit.sync()
         return report
 
-    def _prepare(
+    async def _each(self, step: Callable[[_T], Awaitable[_R]], items: list[_T]) -> list[_R]:
+        """``step`` for every item: one after another inline, all at once on a pool.
+
+        Returns when every step has finished (a pool's workers bound how many
+        writes are in flight). A step catches its gate's failures itself; one
+        that escapes anyway is a bug, logged, and the others go on.
+        """
+        if not self.io.concurrent:
+            return [await step(item) for item in items]
+        results = await asyncio.gather(*(step(item) for item in items), return_exceptions=True)
+        done: list[_R] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("a gate's step failed (a bug)", exc_info=result)
+                continue
+            done.append(result)
+        return done
+
+    async def _prepare(
         self, entry: GateEntry, gate: Gate, now: datetime, report: TickReport
     ) -> tuple[GateEntry, GateStatus] | None:
         """Finish a pending step, apply resets/revisions, make traffic match the status."""
@@ -270,19 +305,19 @@ class Controller:
         try:
             if status is not None and status.pending:
                 share = float(status.pending["share"])
-                self._actuate(gate, share)
+                await self._actuate(gate, share)
                 status = commit_pending(status, now=self.clock())
-                entry = self._write(entry, status)
+                entry = await self._write(entry, status)
                 log.info("gate %s: completed pending change to share %g", entry.key, share)
             before = status
             status = self._record_status(
                 gate, before, prepare(status, gate, entry.requests, now=now), now=now
             )
             if self._applied.get(entry.key) != status.share:
-                self._actuate(gate, status.share)
+                await self._actuate(gate, status.share)
             return entry, status
         except ActuatorError as exc:
-            self._traffic_error(entry, gate, status, str(exc), report)
+            await self._traffic_error(entry, gate, status, str(exc), report)
         return None
 
     async def _observe(
@@ -318,7 +353,7 @@ class Controller:
             observed.update(part)
         return observed
 
-    def _decide(
+    async def _decide(
         self,
         entry: GateEntry,
         *,
@@ -330,7 +365,9 @@ class Controller:
     ) -> str:
         if isinstance(observed, GatectlError):
             text = f"cannot query Prometheus: {observed}"
-            self._mark_error(entry, gate, status, reason="query_error", text=text, report=report)
+            await self._mark_error(
+                entry, gate, status, reason="query_error", text=text, report=report
+            )
             return status.phase
         decision = decide(gate.spec, observed, gate_state(status, entry.requests), now=now)
         if any(c.result == "no_data" for c in (*decision.criteria, *decision.triggers)):
@@ -351,19 +388,19 @@ class Controller:
                 self.audit.sync()  # the record is on disk before the traffic it records moves
         try:
             if transition.new_share is not None:
-                entry = self._write(entry, new)
-                self._actuate(gate, transition.new_share)
+                entry = await self._write(entry, new)
+                await self._actuate(gate, transition.new_share)
                 new = commit_pending(new, now=self.clock())
-            self._persist(entry, new, report)
+            entry = await self._persist(entry, new, report)
         except ActuatorError as exc:
-            self._traffic_error(entry, gate, new, str(exc), report)
+            await self._traffic_error(entry, gate, new, str(exc), report)
             return new.phase
         report.evaluated += 1
         report.decisions[entry.key] = decision
         self.recorder.record_decision(gate, decision, phase=new.phase)
         self._log(entry, gate, decision, new.phase)
         if transition.announce:
-            self._announce(entry, gate, decision, new)
+            await self._announce(entry, gate, decision, new)
         return new.phase
 
     # -- audit --------------------------------------------------------------------------------
@@ -410,20 +447,26 @@ class Controller:
 
     # -- effects ------------------------------------------------------------------------------
 
-    def _actuate(self, gate: Gate, share: float) -> None:
-        self.actuators.apply(gate, share=share)
+    async def _actuate(self, gate: Gate, share: float) -> None:
+        await self.io.run(self.actuators.apply, gate, share=share)
         self._applied[gate.key] = share
 
-    def _write(self, entry: GateEntry, status: GateStatus) -> GateEntry:
-        return self.store.write_status(entry, status.to_dict())
+    async def _write(self, entry: GateEntry, status: GateStatus) -> GateEntry:
+        return await self.io.run(self.store.write_status, entry, status.to_dict())
 
-    def _persist(self, entry: GateEntry, status: GateStatus, report: TickReport) -> None:
+    async def _event(self, entry: GateEntry, *, reason: str, message: str, warning: bool) -> None:
+        await self.io.run(
+            self.store.record_event, entry, reason=reason, message=message, warning=warning
+        )
+
+    async def _persist(self, entry: GateEntry, status: GateStatus, report: TickReport) -> GateEntry:
         """Write only when something changed (the diff, not every tick)."""
         body = status.to_dict()
         if body != dict(entry.status):
-            self.store.write_status(entry, body)
+            return await self.io.run(self.store.write_status, entry, body)
+        return entry
 
-    def _hold(self, entry: GateEntry, report: TickReport) -> None:
+    async def _hold(self, entry: GateEntry, report: TickReport) -> None:
         """A gate whose stored state cannot be trusted: no decision, traffic never moves up.
 
         Traffic goes down only where it shows more than the last safe share; the
@@ -439,20 +482,18 @@ class Controller:
         if entry.gate is not None and held.lower_to is not None:
             try:
                 if self._applied.get(entry.key) != held.lower_to:
-                    self._actuate(entry.gate, held.lower_to)
+                    await self._actuate(entry.gate, held.lower_to)
             except GatectlError as exc:
                 log.warning("gate %s: traffic not lowered: %s", entry.key, exc)
         if not held.new:
             return
         log.warning("%s", held.message)
         try:
-            self.store.record_event(
-                entry, reason="InvalidState", message=held.message, warning=True
-            )
+            await self._event(entry, reason="InvalidState", message=held.message, warning=True)
         except GatectlError as exc:
             log.warning("gate %s: could not record the event: %s", entry.key, exc)
 
-    def _invalid(self, entry: GateEntry, report: TickReport) -> None:
+    async def _invalid(self, entry: GateEntry, report: TickReport) -> None:
         report.invalid += 1
         message = entry.error or "invalid spec"
         self.recorder.record_invalid(
@@ -463,8 +504,8 @@ class Controller:
         log.warning("gate %s is invalid: %s", entry.key, message)
         body = {**entry.status, "phase": "Invalid", "message": message}
         try:
-            self.store.write_status(entry, body)
-            self.store.record_event(entry, reason="InvalidSpec", message=message, warning=True)
+            entry = await self.io.run(self.store.write_status, entry, body)
+            await self._event(entry, reason="InvalidSpec", message=message, warning=True)
         except GatectlError as exc:
             report.errors[entry.key] = str(exc)
 
@@ -498,7 +539,7 @@ class Controller:
         # Try again at the next tick rather than after a whole interval.
         self._next_due.pop(entry.key, None)
 
-    def _traffic_error(
+    async def _traffic_error(
         self,
         entry: GateEntry,
         gate: Gate,
@@ -508,9 +549,11 @@ class Controller:
     ) -> None:
         """Say in status and in one Warning event that traffic could not be moved."""
         text = f"traffic not moved: {message}"
-        self._mark_error(entry, gate, status, reason="actuator_error", text=text, report=report)
+        await self._mark_error(
+            entry, gate, status, reason="actuator_error", text=text, report=report
+        )
 
-    def _mark_error(
+    async def _mark_error(
         self,
         entry: GateEntry,
         gate: Gate,
@@ -526,12 +569,12 @@ class Controller:
             return  # said already: not one event per tick
         event = {"actuator_error": "TrafficError", "query_error": "QueryError"}.get(reason, "Error")
         try:
-            entry = self.store.write_status(entry, replace(status, message=text).to_dict())
-            self.store.record_event(entry, reason=event, message=text, warning=True)
+            entry = await self._write(entry, replace(status, message=text))
+            await self._event(entry, reason=event, message=text, warning=True)
         except GatectlError as exc:
             log.warning("gate %s: could not record %s: %s", entry.key, reason, exc)
 
-    def _announce(
+    async def _announce(
         self, entry: GateEntry, gate: Gate, decision: Decision, status: GateStatus
     ) -> None:
         reason = {"promote": "Promoted", "hold": "Holding", "fallback": "FellBack"}[
@@ -544,7 +587,7 @@ class Controller:
             f" ({status.phase}): {decision.reasons[0] if decision.reasons else ''}"
         )
         try:
-            self.store.record_event(
+            await self._event(
                 entry,
                 reason=reason,
                 message=message[:1000],

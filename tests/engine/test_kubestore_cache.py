@@ -1,4 +1,4 @@
-"""KubeStore validates a ReleaseGate once per spec, not on every pass (issue 12).
+"""KubeStore validates a ReleaseGate once per spec, not on every pass, and caches it slim (issue 12).
 
 Against the project's test API server: a status write changes the object's
 resourceVersion but not its generation, so the next ``list_gates`` hands back
@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+from kubeapi.fixtures import KubeTarget, kube_api  # noqa: F401
 from kubeapi.server import KubeAPIServer
+from realkube.fixtures import real_kube  # noqa: F401
 
-from gatectl.adapters.kube import load_api_client
-from gatectl.engine.kubestore import KubeStore
+from gatectl.adapters.kube import RELEASEGATES, load_api_client
+from gatectl.engine.kubestore import LAST_APPLIED, KubeStore
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "charts/gatectl/crds/releasegates.gatectl.io.yaml"
 GATES = ("gatectl.io/v1alpha1", "releasegates")
@@ -78,3 +80,32 @@ def test_a_spec_change_is_validated_again(api: KubeAPIServer) -> None:
     (third,) = store.list_gates()
     assert third.gate is None
     assert third.error is not None and "steps" in third.error
+
+
+@pytest.mark.parametrize("kube_api", ["fake", "real"], indirect=True)
+def test_a_status_write_from_the_slim_cache_keeps_managed_fields_and_annotations(
+    kube_api: KubeTarget,  # noqa: F811
+) -> None:
+    """The cache drops managedFields and the last-applied copy; the server keeps both."""
+    kube_api.require_crd("releasegates.gatectl.io")
+    gates = kube_api.resources(RELEASEGATES)
+    body = releasegate("slim")
+    body["metadata"] = {
+        "name": "slim",
+        "annotations": {LAST_APPLIED: '{"spec": "a copy"}', "team": "triage"},
+    }
+    created = gates.create(body, namespace=kube_api.namespace)
+    store = KubeStore(kube_api.api_client, namespaces=[kube_api.namespace])
+    store.sync()
+    (entry,) = store.list_gates()
+    meta = entry.handle["metadata"]
+    assert "managedFields" not in meta
+    assert meta["annotations"] == {"team": "triage"}
+    store.write_status(entry, {"phase": "Progressing", "step": 1})
+    stored = gates.get("slim", namespace=kube_api.namespace)
+    assert stored["status"] == {"phase": "Progressing", "step": 1}
+    assert stored["metadata"]["annotations"] == body["metadata"]["annotations"]
+    assert bool(stored["metadata"].get("managedFields")) == bool(
+        created["metadata"].get("managedFields")
+    )
+    assert stored["spec"] == created["spec"]

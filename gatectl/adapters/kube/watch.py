@@ -3,7 +3,10 @@
 The loop a controller runs to see every ReleaseGate change without polling.
 A relist is reconciled against what the watcher already knew, so objects
 deleted while the watch was away come out as ``DELETED`` and unchanged ones
-are not repeated. Bookmarks only move the resourceVersion forward. The loop
+are not repeated (the watcher remembers each object's resourceVersion, not
+the object: a relist's ``DELETED`` carries only the gone object's name,
+namespace and last resourceVersion). Bookmarks only move the resourceVersion
+forward. The loop
 is small and takes ``max_iterations`` (one list-or-watch request each) and a
 stop event, so tests can run it step by step.
 """
@@ -50,6 +53,15 @@ def _rv(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
+def _stub(key: tuple[str, str], version: str) -> Obj:
+    """What a relist says of an object that is gone: its name, namespace, resourceVersion."""
+    namespace, name = key
+    meta: Obj = {"name": name, "resourceVersion": version}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"metadata": meta}
+
+
 class Watcher:
     """Watches one resource type (one namespace or all, optional label selector)."""
 
@@ -74,7 +86,8 @@ class Watcher:
         self.resource_version: str | None = None
         """Where the next watch starts; None means "list first"."""
         self.relists = 0
-        self._known: dict[tuple[str, str], Obj] = {}
+        self._known: dict[tuple[str, str], str] = {}
+        """(namespace, name) -> resourceVersion of every object seen (for relists)."""
 
     def events(
         self,
@@ -125,17 +138,17 @@ class Watcher:
         listed = self.resources.list(namespace=self.namespace, label_selector=self.label_selector)
         self.relists += 1
         current = {_key(obj): obj for obj in listed.items}
-        previous, self._known = self._known, dict(current)
+        previous, self._known = self._known, {key: _rv(obj) for key, obj in current.items()}
         self.resource_version = listed.resource_version
         for key, obj in current.items():
             before = previous.get(key)
             if before is None:
                 yield WatchEvent("ADDED", obj)
-            elif _rv(before) != _rv(obj):
+            elif before != _rv(obj):
                 yield WatchEvent("MODIFIED", obj)
-        for key, obj in previous.items():
+        for key, version in previous.items():
             if key not in current:
-                yield WatchEvent("DELETED", obj)
+                yield WatchEvent("DELETED", _stub(key, version))
 
     def _watch_once(self, stop: threading.Event | None) -> Iterator[WatchEvent]:
         stream = self.resources.watch(
@@ -167,7 +180,7 @@ class Watcher:
             if kind == "DELETED":
                 self._known.pop(_key(obj), None)
             else:
-                self._known[_key(obj)] = obj
+                self._known[_key(obj)] = _rv(obj)
             yield WatchEvent(kind, obj)
             if stop is not None and stop.is_set():
                 return

@@ -38,9 +38,7 @@ def bucket(qps: float, burst: int, clock: Clock, slept: list[float]) -> TokenBuc
         pytest.param(4.0, 1, [0, 0, 0.1], [0.0, 0.25, 0.4], id="debt-carried"),
     ],
 )
-def test_token_bucket_waits(
-    qps: float, burst: int, steps: list[float], waits: list[float]
-) -> None:
+def test_token_bucket_waits(qps: float, burst: int, steps: list[float], waits: list[float]) -> None:
     """``steps[i]`` seconds pass before request ``i``; it waits ``waits[i]`` seconds."""
     clock, slept = Clock(), []
     limit = bucket(qps, burst, clock, slept)
@@ -59,7 +57,7 @@ def test_wait_sleeps_what_reserve_says() -> None:
 
 
 def test_burst_below_one_is_refused() -> None:
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ValueError, match="at least 1") as raised:
         TokenBucket(1.0, 0)
     assert str(raised.value) == "burst must be at least 1, got 0"
 
