@@ -37,6 +37,45 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         help="watch only this namespace (repeatable); default all",
     )
     p.add_argument("--selector", "-l", metavar="LABELS", help="label selector for ReleaseGates")
+
+    def positive(text: str) -> int:
+        raw = text.strip()
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) >= 1):
+            raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text[:40]!r}")
+        return int(raw)
+
+    def rate(text: str) -> float:
+        raw = text.strip()
+        whole, _, part = raw.partition(".")
+        if not (whole + part).isascii() or not whole.isdigit() or not (part.isdigit() or not part):
+            raise argparse.ArgumentTypeError(
+                f"expected requests a second >= 0 (e.g. 50 or 12.5), got {text[:40]!r}"
+            )
+        return float(raw)
+
+    p.add_argument(
+        "--kube-workers",
+        type=positive,
+        default=8,
+        metavar="N",
+        help="Kubernetes: threads that make the writes of a pass (status, Events, traffic),"
+        " gates in parallel, each gate's in order (default 8)",
+    )
+    p.add_argument(
+        "--kube-api-qps",
+        type=rate,
+        default=50.0,
+        metavar="QPS",
+        help="Kubernetes: API requests a second, on average, like client-go's QPS (default 50;"
+        " 0: no limit)",
+    )
+    p.add_argument(
+        "--kube-api-burst",
+        type=positive,
+        default=100,
+        metavar="N",
+        help="Kubernetes: API requests at once above --kube-api-qps (default 100)",
+    )
     p.add_argument("--leader-elect", action="store_true", help="Kubernetes: elect a leader")
     p.add_argument("--lease-name", default="gatectl-leader", metavar="NAME")
     p.add_argument(

@@ -151,12 +151,16 @@ def _kube_mode(
         load_api_client,
     )
     from gatectl.adapters.kube.leader import LeaderElector
+    from gatectl.adapters.kube.ratelimit import TokenBucket
     from gatectl.engine.kubestore import KubeStore
 
     timing = _lease_timing(args)
     selector = ",".join(s for s in (args.selector, args.shard_selector) if s) or None
-    api = load_api_client(kubeconfig=args.kubeconfig, context=args.context)
-    kube = KubeStore(api, namespaces=args.namespace, label_selector=selector)
+    limit = TokenBucket(args.kube_api_qps, args.kube_api_burst)
+    api = load_api_client(kubeconfig=args.kubeconfig, context=args.context, rate_limit=limit)
+    kube = KubeStore(
+        api, namespaces=args.namespace, label_selector=selector, workers=args.kube_workers
+    )
     store: Store = kube
     kube.sync()
     kube.start(stop)
