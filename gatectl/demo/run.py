@@ -91,6 +91,9 @@ def _spike(*, before: float, after: float, since_minutes: float) -> Callable[[fl
     return lambda age: after if age <= since_minutes else before
 
 
+# Each baseline carries the rest of the traffic at the share the bundled policy sets,
+# canary / (canary + baseline) = canary_traffic (the exposure check reads it): 24 of 240
+# requests a minute (10 %), 12 of 240 (5 %), 60 of 600 (10 %).
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         workflow="ticket-triage",
@@ -99,7 +102,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         story="the AI path has been healthy at 10 % for 49h, longer than its 48h window",
         canary=Track(pods=3, requests_per_minute=8, exception_rate=_const(0.02),
                      override_rate=_const(0.08)),
-        baseline=Track(pods=3, requests_per_minute=70, exception_rate=_const(0.035),
+        baseline=Track(pods=3, requests_per_minute=72, exception_rate=_const(0.035),
                        override_rate=_const(0.12)),
         seed=1,
     ),
@@ -110,7 +113,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         story="healthy, but only 2h into a 6h promotion window: it waits",
         canary=Track(pods=2, requests_per_minute=6, exception_rate=_const(0.01),
                      override_rate=_const(0.06)),
-        baseline=Track(pods=2, requests_per_minute=110, exception_rate=_const(0.015),
+        baseline=Track(pods=2, requests_per_minute=114, exception_rate=_const(0.015),
                        override_rate=_const(0.07)),
         seed=2,
     ),
@@ -123,7 +126,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         canary=Track(pods=2, requests_per_minute=30,
                      exception_rate=_spike(before=0.01, after=0.25, since_minutes=40),
                      override_rate=_const(0.05)),
-        baseline=Track(pods=2, requests_per_minute=120, exception_rate=_const(0.01),
+        baseline=Track(pods=2, requests_per_minute=270, exception_rate=_const(0.01),
                        override_rate=_const(0.06)),
         seed=3,
     ),

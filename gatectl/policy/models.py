@@ -275,9 +275,8 @@ class PrometheusCA(_Model):
 class ExposureSettings(_Model):
     """The check that the canary really gets the share gatectl set (PRODUCT.md §10)."""
 
-    enabled: bool = False
-    """Check the observed canary share against the share set (off until the example data
-    and every test workflow send their baseline at the share set: issue 13)."""
+    enabled: bool = True
+    """Check the observed canary share against the share set (on by default: PRODUCT.md §10)."""
     tolerance: float = Field(default=0.2, gt=0.0, lt=1.0, strict=True)
     """Relative deviation allowed: 0.2 accepts 8-12 % when 10 % was set."""
     grace: Seconds = 600.0

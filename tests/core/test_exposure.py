@@ -112,7 +112,11 @@ def check(
             id="no-baseline-is-a-note",
         ),
         pytest.param(
-            {"canary": 1000.0, "baseline": None, "settings": ExposureSettings(required=True)},
+            {
+                "canary": 1000.0,
+                "baseline": None,
+                "settings": ExposureSettings(enabled=False, required=True),
+            },
             Exposure("ok"),
             id="disabled",
         ),

@@ -155,6 +155,8 @@ def releasegate(
         "prometheus": {"scrape_interval": "1s"},  # the test Prometheus scrapes every second
         "min_samples": 10,
         "confidence": "off",  # point values: these tests are about the operator, not the bounds
+        # the live exporter serves both tracks at fixed rates, not the share set
+        "exposure": {"enabled": False},
         "success_criteria": {"exception_rate": "<= 0.04"},
         "rollback_trigger": ["exception_rate > 0.2", "critical_regressions > 0"],
     }

@@ -54,7 +54,11 @@ class Flow:
     canary_pods: tuple[float, ...] = (4.0, 4.0, 4.0)
     exception_rate: float = 0.02
     override_rate: float = 0.05
-    baseline_pods: tuple[float, ...] = (80.0,)
+    baseline_pods: tuple[float, ...] | None = None
+    """Requests a minute per baseline pod; ``None``: one pod carrying the rest of the
+    traffic at ``share`` (canary / (canary + baseline) = ``share``, what gatectl set)."""
+    share: float = 0.10
+    """The canary share the data follows (the seed policy's ``canary_traffic``)."""
     baseline_exception_rate: float = 0.02
     baseline_override_rate: float = 0.05
     regressions_at: tuple[datetime, ...] = ()
@@ -65,6 +69,13 @@ class Flow:
     def canary_requests_per_minute(self) -> float:
         """All canary pods together."""
         return sum(self.canary_pods)
+
+    @property
+    def baseline(self) -> tuple[float, ...]:
+        """Requests a minute per baseline pod (the share's complement unless given)."""
+        if self.baseline_pods is not None:
+            return self.baseline_pods
+        return (self.canary_requests_per_minute * (1 - self.share) / self.share,)
 
 
 FLOWS: dict[str, Flow] = {
@@ -84,12 +95,15 @@ FLOWS: dict[str, Flow] = {
             canary_pods=(10.0, 10.0),
             exception_rate=0.01,
             override_rate=0.04,
-            baseline_pods=(100.0, 100.0),
+            baseline_pods=(90.0, 90.0),
             baseline_exception_rate=0.5,
             baseline_override_rate=0.6,
         ),
         # Four pods with different traffic: the sample count is their sum.
         Flow("pods-summed", canary_pods=(1.0, 2.0, 3.0, 4.0)),
+        # Healthy, with the router at a later step's share (the exposure check reads it).
+        Flow("healthy-at-25", share=0.25),
+        Flow("healthy-at-50", share=0.5),
     )
 }
 
@@ -143,7 +157,7 @@ def history(flows: Mapping[str, Flow] = FLOWS) -> list[SeriesSpec]:
     series: list[SeriesSpec] = []
     for flow in flows.values():
         series += _counter_series(flow, "canary", flow.canary_pods)
-        series += _counter_series(flow, "baseline", flow.baseline_pods)
+        series += _counter_series(flow, "baseline", flow.baseline)
         gauge = [
             (
                 moment.timestamp(),

@@ -115,6 +115,7 @@ spec:
   steps: [0.05, 0.25, 1.0]
   promotion_window: 3s
   confidence: 0.95
+  exposure: {{enabled: false}}  # the live exporter serves both tracks at fixed rates, not the share set
   approval: {{required_above: 0.1}}
   success_criteria: {{exception_rate: "<= 0.04", critical_regressions: "== 0"}}
   rollback_trigger: [critical_regressions > 0]

@@ -120,6 +120,7 @@ spec:
   evaluation_interval: {interval}
   min_samples: 10
   confidence: "off"
+  exposure: {{enabled: false}}  # the live exporter serves both tracks at fixed rates, not the share set
   canary_traffic: 0.05
   steps: [0.05, 0.25, 1.0]
   promotion_window: 3s

@@ -114,6 +114,7 @@ spec:
   prometheus: {{scrape_interval: 1s}}
   min_samples: 10
   confidence: "off"  # point values: these tests are about the controller, not the bounds
+  exposure: {{enabled: false}}  # the live exporter serves both tracks at fixed rates, not the share set
   success_criteria:
     exception_rate: "<= 0.04"
     critical_regressions: "== 0"

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from gatectl.cli import main
-from gatectl.demo.run import DEMO_HOURS, SCENARIOS, example_series
+from gatectl.demo.run import DEMO_HOURS, SCENARIOS, bundled_policies, example_series
 from gatectl.errors import UsageError
+from gatectl.policy import load_gates
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 EXPECTED = {"ticket-triage": "promote", "document-intake": "hold", "request-routing": "fallback"}
@@ -61,6 +62,23 @@ def test_canary_track_starts_when_its_step_started() -> None:
         first_stamp, first_value = canary.samples[0]
         assert END.timestamp() - first_stamp == scenario.started_hours_ago * 3600
         assert first_value == 0
+
+
+def test_each_example_router_serves_the_share_its_policy_sets() -> None:
+    shares = {}
+    for policy in sorted(bundled_policies().glob("*.yaml")):
+        (gate,) = load_gates([policy])
+        shares[gate.workflow] = gate.spec.canary_traffic
+    for scenario in SCENARIOS:
+        since_start = int(scenario.started_hours_ago * 60)
+        requests = {"canary": 0.0, "baseline": 0.0}
+        for series in example_series([scenario], end=END):
+            if series.name == "workflow_requests_total":
+                values = [v for _, v in series.samples]
+                requests[series.labels["track"]] += values[-1] - values[-1 - since_start]
+        observed = requests["canary"] / (requests["canary"] + requests["baseline"])
+        # well inside the check's default tolerance (0.2 relative)
+        assert observed == pytest.approx(shares[scenario.workflow], rel=0.02), scenario.workflow
 
 
 def test_request_routing_example_has_an_exception_spike_at_the_end() -> None:
@@ -131,5 +149,8 @@ def test_demo_json_keeps_stdout_machine_readable_and_reuses_its_data_dir(
         out, err = capsys.readouterr()
         decisions = {item["gate"]: item["decision"] for item in json.loads(out)}
         assert decisions == EXPECTED
+        # the exposure check is on by default and the example routers serve the share set
+        exposure = {item["gate"]: item["exposure"]["status"] for item in json.loads(out)}
+        assert exposure == dict.fromkeys(EXPECTED, "ok")
         assert "What happened:" in err
     assert (data / ".gatectl-demo").exists()

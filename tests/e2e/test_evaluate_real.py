@@ -268,15 +268,19 @@ def test_json_has_exactly_the_contract_fields_and_values(
     assert isinstance(sla["query"], str)
 
 
-def _stepped_policy(directory: Path) -> Path:
+def _stepped_policy(directory: Path, workflow: str) -> Path:
     path = directory / "stepped.yaml"
     path.write_text(
         SEED_POLICY.replace(
             "  canary_traffic: 0.10\n", "  canary_traffic: 0.10\n  steps: [0.10, 0.25, 0.5, 1.0]\n"
-        ).replace("workflow_release_gate:\n", "workflow_release_gate:\n  workflow: healthy\n"),
+        ).replace("workflow_release_gate:\n", f"workflow_release_gate:\n  workflow: {workflow}\n"),
         encoding="utf-8",
     )
     return path
+
+
+# Each share reads a workflow whose router serves that share (the exposure check).
+ROUTED_AT = {0.1: "healthy", 0.25: "healthy-at-25", 0.5: "healthy-at-50", 1.0: "healthy"}
 
 
 @pytest.mark.parametrize(
@@ -295,9 +299,13 @@ def test_step_and_current_share_say_where_the_canary_stands(
     where: tuple[str, ...],
     expected: tuple[float, float, bool],
 ) -> None:
-    code, body, _ = evaluate(capsys, prometheus_url, _stepped_policy(policy_dir), extra=where)
+    workflow = ROUTED_AT[expected[0]]
+    policy = _stepped_policy(policy_dir, workflow)
+    code, body, _ = evaluate(capsys, prometheus_url, policy, extra=where)
     assert (code, body["decision"]) == (0, "promote")
     assert (body["current_share"], body["next_share"], body["complete"]) == expected
+    if not body["complete"]:
+        assert body["exposure"]["status"] == "ok"
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,7 @@ spec:
   prometheus: {{scrape_interval: 1s}}
   min_samples: 10
   confidence: "off"  # point values: these tests are about revisions, not the bounds
+  exposure: {{enabled: false}}  # the live exporter serves both tracks at fixed rates, not the share set
   rollback_trigger:
     - critical_regressions > 0
   traffic: {{kind: file, path: "{traffic}"}}

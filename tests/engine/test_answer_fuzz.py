@@ -82,6 +82,9 @@ def good(promql: str, at: float) -> httpx.Response:
                 at=at,
             ),
         )
+    if 'track="baseline"' in promql and _series(promql) == "workflow_requests":
+        # The exposure check: the baseline carries the other 90 % of the requests.
+        return httpx.Response(200, json=_vector([({}, "90000")], at=at))
     return httpx.Response(200, json=_vector([({}, HEALTHY[_series(promql)])], at=at))
 
 
