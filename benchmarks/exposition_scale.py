@@ -16,12 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path[:0] = [str(TESTS), str(TESTS / "adapters")]
 
-from test_exposition import criterion, make_decision, make_gate, trigger
+from test_exposition import criterion, make_decision, make_gate, trigger  # noqa: E402
 
-from gatectl.adapters.exposition import Recorder
-from gatectl.core.observations import Interval
+from gatectl.adapters.exposition import Recorder  # noqa: E402
+from gatectl.core.observations import Interval  # noqa: E402
 
 
 def main() -> int:

@@ -17,40 +17,43 @@ Design notes:
   turns into *no data*, loses its series instead of leaving it stale.
 - Durations carry no per-gate label: a histogram per gate would be 10,000
   gates x buckets series.
-- Scale: 10,000 gates are about 500,000 per-gate series. Per-gate series are
-  therefore not prometheus_client metric objects: each gate's samples are kept
-  as plain values and rendered to exposition text once, when the gate is
-  recorded, so a scrape only joins cached bytes. The same values are also
-  served through a regular ``Collector``, so ``registry.get_sample_value`` and
-  any other consumer of the registry see exactly the same series.
+- Scale: 10,000 gates are about 450,000 per-gate series. Per-gate series are
+  therefore not prometheus_client metric objects: each gate is one small
+  immutable record of plain values (``gatectl.adapters.gateseries``), replaced
+  at each decision; a scrape renders them family by family, a chunk of gates
+  at a time (``exposition_chunks``), so neither a decision nor a scrape
+  builds the whole text. The same values are also served through a regular
+  ``Collector``, so ``registry.get_sample_value`` and any other consumer of
+  the registry see exactly the same series.
 - Every metric lives in the recorder's own ``CollectorRegistry`` (a fresh one
   by default), never the process-global one.
 """
 
 from __future__ import annotations
 
-import math
 import platform
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
 from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-    StateSetMetricFamily,
-)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
-from gatectl.core.labels import escape_label_value
-from gatectl.core.observations import PHASES, Action, CheckResult, Decision
+from gatectl.adapters.gateseries import (
+    DECISIONS,
+    ERROR_REASONS,
+    GateRecord,
+    decided,
+    errored,
+    first_sight,
+    invalid,
+    metric_families,
+    render,
+)
+from gatectl.core.observations import PHASES, Decision
 from gatectl.policy import Gate
 
 __all__ = [
@@ -61,28 +64,6 @@ __all__ = [
     "QUERY_OUTCOMES",
     "Recorder",
 ]
-
-DECISIONS: tuple[str, ...] = tuple(action.value for action in Action)
-"""States of ``gatectl_gate_decision`` and values of ``decision`` on the counter."""
-
-
-ERROR_REASONS: tuple[str, ...] = (
-    "invalid_spec",
-    "query_error",
-    "actuator_error",
-    "status_conflict",
-    "api_forbidden",
-    "api_not_found",
-    "api_rejected",
-    "api_unavailable",
-    "gate_error",
-    "internal",
-)
-"""Values of ``reason`` on ``gatectl_evaluation_errors_total``.
-
-``api_*``: the Kubernetes API refused (401/403), lost (404), rejected (400/422)
-or could not take (5xx, 429, timeout, connection) a write for that gate;
-``gate_error``: any other expected failure of one gate; ``internal``: a bug."""
 
 QUERY_OUTCOMES: tuple[str, ...] = ("success", "error", "timeout")
 """Values of ``outcome`` on the Prometheus query metrics.
@@ -99,167 +80,9 @@ AUDIT_OUTCOMES: tuple[str, ...] = ("written", "retried", "dropped")
 tried again (the record stays buffered); ``dropped``: the record will never
 reach that sink (the buffer was full, or could not be written)."""
 
-GATE_LABELS = ("namespace", "gate", "workflow")
-
 _EVALUATION_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 _EVALUATION_BUCKETS += (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-_Ids = tuple[str, str, str]
-_Extra = tuple[str, ...]
-_Samples = dict[_Extra, float]
-
-
-@dataclass(frozen=True)
-class _Family:
-    """One per-gate metric family: name, type, help and the labels past namespace/gate/workflow."""
-
-    name: str
-    kind: str  # gauge | counter | stateset
-    help: str
-    extra: tuple[str, ...] = ()
-    states: tuple[str, ...] = ()
-
-    @cached_property
-    def label_order(self) -> tuple[int, ...]:
-        """Positions of (gate labels + extra) values in label-name order, as prometheus_client."""
-        names = (*GATE_LABELS, *self.extra)
-        return tuple(sorted(range(len(names)), key=names.__getitem__))
-
-    def header(self, *, openmetrics: bool) -> bytes:
-        counter = openmetrics and self.kind == "counter"
-        name = self.name.removesuffix("_total") if counter else self.name
-        kind = "gauge" if self.kind == "stateset" and not openmetrics else self.kind
-        doc = self.help.replace("\\", r"\\").replace("\n", r"\n")
-        return f"# HELP {name} {doc}\n# TYPE {name} {kind}\n".encode()
-
-
-_F = _Family
-_DECISION = _F(
-    "gatectl_gate_decision",
-    "stateset",
-    "The gate's latest decision (state set: the current decision is 1).",
-    ("gatectl_gate_decision",),
-    DECISIONS,
-)
-_PHASE = _F(
-    "gatectl_gate_phase",
-    "stateset",
-    "The gate's phase (state set: the current phase is 1).",
-    ("gatectl_gate_phase",),
-    PHASES,
-)
-_SHARE = _F(
-    "gatectl_gate_canary_share",
-    "gauge",
-    "Share of the workflow's traffic on the AI path after the latest decision (0..1).",
-)
-_STEP = _F(
-    "gatectl_gate_step",
-    "gauge",
-    "The gate's current step number (1 = first, as in status.step); 0 on the deterministic path.",
-)
-_SAMPLES = _F(
-    "gatectl_gate_samples",
-    "gauge",
-    "Canary requests counted in the evaluation window (absent while unknown).",
-)
-_EXPOSURE = _F(
-    "gatectl_gate_exposure_observed_share",
-    "gauge",
-    "Canary share of requests observed over the window (exposure check; absent when not made).",
-)
-_WINDOW = _F(
-    "gatectl_gate_window_remaining_seconds",
-    "gauge",
-    "Time until the current step's promotion window has elapsed (0 once it has).",
-)
-_INCONCLUSIVE = _F(
-    "gatectl_gate_inconclusive_evaluations",
-    "gauge",
-    "Inconclusive (no data) evaluations in a row, the latest included.",
-)
-_LAST = _F(
-    "gatectl_gate_last_evaluation_timestamp_seconds",
-    "gauge",
-    "Unix time the gate was last evaluated (the decision's evaluated_at).",
-)
-_VALUE = _F(
-    "gatectl_gate_metric_value",
-    "gauge",
-    "Latest value of each metric a gate checks (booleans as 1/0; absent on no data).",
-    ("metric",),
-)
-_LOWER = _F(
-    "gatectl_gate_metric_lower_bound",
-    "gauge",
-    "Lower confidence bound of a rate metric (only when the gate computes bounds).",
-    ("metric",),
-)
-_UPPER = _F(
-    "gatectl_gate_metric_upper_bound",
-    "gauge",
-    "Upper confidence bound of a rate metric (only when the gate computes bounds).",
-    ("metric",),
-)
-_THRESHOLD = _F(
-    "gatectl_gate_threshold",
-    "gauge",
-    "The value a criterion or trigger compares its metric against (booleans as 1/0).",
-    ("metric", "check", "condition"),
-)
-_PASSING = _F(
-    "gatectl_gate_criterion_passing",
-    "gauge",
-    "1 when a criterion passes, 0 when it fails or is undecided; absent on no data.",
-    ("metric",),
-)
-_NO_DATA = _F(
-    "gatectl_gate_check_no_data",
-    "gauge",
-    "1 when a criterion or trigger had no data at the latest evaluation, else 0.",
-    ("metric", "check"),
-)
-_FIRED = _F(
-    "gatectl_gate_trigger_fired",
-    "gauge",
-    "1 when a rollback trigger fired at the latest evaluation, else 0.",
-    ("trigger",),
-)
-_EVALUATIONS = _F(
-    "gatectl_evaluations_total",
-    "counter",
-    "Evaluations of a gate, by the decision taken.",
-    ("decision",),
-)
-_ERRORS = _F(
-    "gatectl_evaluation_errors_total",
-    "counter",
-    "Evaluations of a gate that went wrong, by reason.",
-    ("reason",),
-)
-
-GATE_FAMILIES: tuple[_Family, ...] = (
-    _DECISION,
-    _PHASE,
-    _SHARE,
-    _STEP,
-    _SAMPLES,
-    _EXPOSURE,
-    _WINDOW,
-    _INCONCLUSIVE,
-    _LAST,
-    _VALUE,
-    _LOWER,
-    _UPPER,
-    _THRESHOLD,
-    _PASSING,
-    _NO_DATA,
-    _FIRED,
-    _EVALUATIONS,
-    _ERRORS,
-)
-_CHECK_FAMILIES = (_VALUE, _LOWER, _UPPER, _THRESHOLD, _PASSING, _NO_DATA, _FIRED)
 
 
 def _version() -> str:
@@ -267,51 +90,6 @@ def _version() -> str:
         return metadata.version("gatectl")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _number(value: float | bool | None) -> float | None:
-    """A sample value for a check's value or threshold; ``None`` when there is none."""
-    if value is None:
-        return None
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
-_escape = lru_cache(maxsize=1 << 17)(escape_label_value)
-"""Label values repeat (a gate's ids on each of its lines, metric names across gates)."""
-
-
-def _go_float(value: float) -> str:
-    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
-    return text
-
-
-@dataclass
-class _GateRecord:
-    """One gate's samples by family, and their exposition text, rendered when they change."""
-
-    ids: _Ids
-    samples: dict[str, _Samples] = field(default_factory=dict)
-    text: dict[str, bytes] = field(default_factory=dict)
-
-    def render(self, only: tuple[str, ...] | None = None) -> None:
-        """Render the families in ``only`` (default: all) exactly as prometheus_client would."""
-        text: dict[str, bytes] = {} if only is None else dict(self.text)
-        for family in GATE_FAMILIES:
-            if only is not None and family.name not in only:
-                continue
-            text.pop(family.name, None)
-            samples = self.samples.get(family.name)
-            if not samples:
-                continue
-            names = (*GATE_LABELS, *family.extra)
-            lines = []
-            for extra, number in samples.items():
-                values = (*self.ids, *extra)
-                labels = ",".join(f'{names[i]}="{_escape(values[i])}"' for i in family.label_order)
-                lines.append(f"{family.name}{{{labels}}} {_go_float(number)}\n")
-            text[family.name] = "".join(lines).encode()
-        self.text = text
 
 
 class _GateCollector(Collector):
@@ -323,31 +101,8 @@ class _GateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         if getattr(self.muted, "on", False):
-            return  # Recorder.exposition() renders these itself, from the cached text
-        records = self._recorder._snapshot()
-        for family in GATE_FAMILIES:
-            yield _metric_family(family, records)
-
-
-def _metric_family(family: _Family, records: list[_GateRecord]) -> Metric:
-    labels = [*GATE_LABELS, *family.extra]
-    metric: Metric
-    if family.kind == "stateset":
-        metric = StateSetMetricFamily(family.name, family.help, labels=list(GATE_LABELS))
-        for record in records:
-            samples = record.samples.get(family.name)
-            if samples:
-                states = {extra[0]: bool(value) for extra, value in samples.items()}
-                metric.add_metric(list(record.ids), states)
-        return metric
-    if family.kind == "counter":
-        metric = CounterMetricFamily(family.name, family.help, labels=labels)
-    else:
-        metric = GaugeMetricFamily(family.name, family.help, labels=labels)
-    for record in records:
-        for extra, value in record.samples.get(family.name, {}).items():
-            metric.add_metric([*record.ids, *extra], value)
-    return metric
+            return  # Recorder.exposition_chunks() renders these itself
+        yield from metric_families(self._recorder._snapshot())
 
 
 class _ChainHead(Collector):
@@ -377,7 +132,7 @@ class Recorder:
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._lock = threading.Lock()
-        self._gates: dict[tuple[str, str], _GateRecord] = {}
+        self._gates: dict[tuple[str, str], GateRecord] = {}
         self._collector = _GateCollector(self)
         reg = self.registry
         reg.register(self._collector)
@@ -446,24 +201,9 @@ class Recorder:
         """Publish one decision and its evidence for ``gate``, now in ``phase``."""
         _require(phase, PHASES, "phase")
         ids = (gate.namespace, gate.name, gate.workflow)
-        checks = _check_samples([*decision.criteria, *decision.triggers])
         with self._lock:
-            record = self._record(ids)
-            samples = record.samples
-            samples[_DECISION.name] = _state(DECISIONS, decision.action.value)
-            samples[_PHASE.name] = _state(PHASES, phase)
-            samples[_SHARE.name] = {(): decision.next_share}
-            samples[_STEP.name] = {(): float(decision.next_step + 1)}
-            known = _number(decision.samples)
-            samples[_SAMPLES.name] = {} if known is None else {(): known}
-            shown = decision.exposure.observed_share if decision.exposure else None
-            samples[_EXPOSURE.name] = {} if shown is None else {(): shown}
-            samples[_WINDOW.name] = {(): decision.window.remaining_seconds}
-            samples[_INCONCLUSIVE.name] = {(): float(decision.inconclusive_count)}
-            samples[_LAST.name] = {(): decision.evaluated_at.timestamp()}
-            samples[_EVALUATIONS.name][(decision.action.value,)] += 1
-            samples.update(checks)
-            record.render()
+            old = self._record(ids)
+            self._gates[(ids[0], ids[1])] = decided(old, decision, phase)
 
     def record_invalid(self, *, namespace: str, gate: str, workflow: str, message: str) -> None:
         """Mark a gate whose spec does not validate: phase Invalid, one ``invalid_spec`` error.
@@ -475,19 +215,15 @@ class Recorder:
         """
         del message
         with self._lock:
-            record = self._record((namespace, gate, workflow))
-            record.samples[_PHASE.name] = _state(PHASES, "Invalid")
-            record.samples[_ERRORS.name][("invalid_spec",)] += 1
-            record.samples.update(_check_samples([]))
-            record.render()
+            old = self._record((namespace, gate, workflow))
+            self._gates[(namespace, gate)] = invalid(old)
 
     def record_error(self, *, namespace: str, gate: str, workflow: str, reason: str) -> None:
         """Count one failed evaluation of a gate; ``reason`` is one of ``ERROR_REASONS``."""
         _require(reason, ERROR_REASONS, "reason")
         with self._lock:
-            record = self._record((namespace, gate, workflow))
-            record.samples[_ERRORS.name][(reason,)] += 1
-            record.render(only=(_ERRORS.name,))
+            old = self._record((namespace, gate, workflow))
+            self._gates[(namespace, gate)] = errored(old, reason)
 
     def forget(self, *, namespace: str, gate: str) -> None:
         """Remove every series of a deleted gate (whatever workflow it was labelled with)."""
@@ -538,10 +274,14 @@ class Recorder:
         self._chain_head.head = (seq, sha256)
 
     def exposition(self, *, openmetrics: bool = False) -> bytes:
-        """The registry in Prometheus text format (or OpenMetrics, where state sets are typed).
+        """The registry in Prometheus text format (or OpenMetrics, where state sets are typed)."""
+        return b"".join(self.exposition_chunks(openmetrics=openmetrics))
 
-        Everything registered in ``registry`` is included; the per-gate families
-        come from text cached when each gate was recorded.
+    def exposition_chunks(self, *, openmetrics: bool = False) -> Iterator[bytes]:
+        """``exposition()`` in pieces, to stream: no piece holds more than ``CHUNK`` gates.
+
+        Everything registered in ``registry`` comes first; then the per-gate
+        families, rendered from one snapshot of the gates' records (taken now).
         """
         self._collector.muted.on = True
         try:
@@ -553,69 +293,28 @@ class Recorder:
         finally:
             self._collector.muted.on = False
         records = self._snapshot()
-        parts = [rest]
-        for family in GATE_FAMILIES:
-            parts.append(family.header(openmetrics=openmetrics))
-            parts.extend(r.text[family.name] for r in records if family.name in r.text)
+        yield rest
+        yield from render(records, openmetrics=openmetrics)
         if openmetrics:
-            parts.append(b"# EOF\n")
-        return b"".join(parts)
+            yield b"# EOF\n"
 
     # -- internals ------------------------------------------------------------------------
 
-    def _snapshot(self) -> list[_GateRecord]:
+    def _snapshot(self) -> list[GateRecord]:
         """The current records; each is replaced, never changed, once published."""
         with self._lock:
             return list(self._gates.values())
 
-    def _record(self, ids: _Ids) -> _GateRecord:
-        """A new record for the gate, to fill under the lock, replacing the published one.
+    def _record(self, ids: tuple[str, str, str]) -> GateRecord:
+        """The gate's current record (under the lock), or a new one at first sight.
 
-        On first sight (or when the gate's workflow label changed, so that the old
-        series do not linger) its counters start at 0 for every label value.
+        A new one also when the gate's workflow label changed, so that the old
+        series do not linger; its counters start at 0 for every label value.
         """
-        key = (ids[0], ids[1])
-        old = self._gates.get(key)
+        old = self._gates.get((ids[0], ids[1]))
         if old is not None and old.ids == ids:
-            record = _GateRecord(
-                ids=ids,
-                samples={name: dict(values) for name, values in old.samples.items()},
-                text=old.text,
-            )
-        else:
-            record = _GateRecord(ids=ids)
-            record.samples[_EVALUATIONS.name] = {(d,): 0.0 for d in DECISIONS}
-            record.samples[_ERRORS.name] = {(r,): 0.0 for r in ERROR_REASONS}
-        self._gates[key] = record
-        return record
-
-
-def _state(states: tuple[str, ...], current: str) -> _Samples:
-    return {(state,): 1.0 if state == current else 0.0 for state in states}
-
-
-def _check_samples(checks: Iterable[CheckResult]) -> dict[str, _Samples]:
-    """The per-check families' samples that ``checks`` imply (empty families included)."""
-    out: dict[str, _Samples] = {family.name: {} for family in _CHECK_FAMILIES}
-    for check in checks:
-        metric = (check.metric,)
-        no_data = check.result == "no_data"
-        value = None if no_data else _number(check.value)
-        if value is not None:
-            out[_VALUE.name][metric] = value
-        if check.interval is not None and not no_data:
-            out[_LOWER.name][metric] = check.interval.lower
-            out[_UPPER.name][metric] = check.interval.upper
-        threshold = _number(check.threshold)
-        if threshold is not None:
-            out[_THRESHOLD.name][(check.metric, check.kind, check.condition)] = threshold
-        out[_NO_DATA.name][(check.metric, check.kind)] = 1.0 if no_data else 0.0
-        if check.kind == "criterion":
-            if not no_data:
-                out[_PASSING.name][metric] = 1.0 if check.result == "pass" else 0.0
-        else:
-            out[_FIRED.name][(check.condition,)] = 1.0 if check.result == "fired" else 0.0
-    return out
+            return old
+        return first_sight(ids)
 
 
 def _require(value: str, allowed: tuple[str, ...], what: str) -> None:

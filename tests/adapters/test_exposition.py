@@ -601,3 +601,27 @@ def test_a_scrape_during_recording_sees_each_gate_whole() -> None:
         stop.set()
         reader.join()
     assert seen <= {(None, None), (0.1, 1.0), (0.5, 3.0)}  # the metric counts steps from 1
+
+
+def test_exposition_chunks_hold_at_most_a_chunk_of_gates_and_join_to_the_exposition() -> None:
+    from gatectl.adapters.gateseries import CHUNK
+
+    recorder = Recorder()
+    decision = make_decision(criteria=(criterion("pass"),), triggers=(trigger("not_fired"),))
+    for i in range(CHUNK + 7):
+        recorder.record_decision(make_gate(name=f"g{i}"), decision, phase="Holding")
+    chunks = list(recorder.exposition_chunks())
+    assert b"".join(chunks) == recorder.exposition()
+    per_chunk = [len({line.split(b'gate="')[1].split(b'"')[0] for line in c.splitlines()
+                      if b'gate="' in line}) for c in chunks]  # fmt: skip
+    assert max(per_chunk) == CHUNK
+    # 15 of the 18 families have samples here (no exposure, no bounds): each gate once in each
+    assert sum(per_chunk) == 15 * (CHUNK + 7)
+
+
+def test_gate_first_seen_by_an_error_has_its_evaluation_counters_in_the_text() -> None:
+    recorder = Recorder()
+    recorder.record_error(reason="query_error", **IDS)
+    text = recorder.exposition().decode()
+    line = 'gatectl_evaluations_total{decision="hold",gate="triage",namespace="support",'
+    assert f'{line}workflow="ticket-triage"}} 0.0' in text.splitlines()

@@ -229,3 +229,24 @@ def test_metrics_scrape_includes_recorded_gate_series(recorder: Recorder) -> Non
         'gatectl_evaluation_errors_total{gate="g",namespace="ns",reason="query_error",workflow="w"}'
     )
     assert f"{line} 1.0" in body
+
+
+def test_metrics_of_many_gates_is_streamed_in_chunks_equal_to_the_exposition(
+    recorder: Recorder,
+) -> None:
+    """No Content-Length: the text is sent a chunk at a time, never built whole."""
+    from gatectl.adapters.gateseries import CHUNK
+
+    for i in range(2 * CHUNK + 3):
+        recorder.record_error(namespace="ns", gate=f"g{i}", workflow="w", reason="query_error")
+    with serve("127.0.0.1:0", recorder=recorder, healthy=_always(True), ready=_always(True)) as s:
+        status, headers, body = fetch(s, "/metrics")
+        _, zipped_headers, zipped = fetch(s, "/metrics", headers={"Accept-Encoding": "gzip"})
+        _, head_headers, head_body = fetch(s, "/metrics", method="HEAD")
+    assert status == 200
+    assert headers["Transfer-Encoding"] == "chunked" and "Content-Length" not in headers
+    assert body == recorder.exposition()
+    assert body.count(b'reason="query_error",workflow="w"} 1.0\n') == 2 * CHUNK + 3
+    assert zipped_headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped) == body
+    assert head_headers["Transfer-Encoding"] == "chunked" and head_body == b""
