@@ -325,17 +325,19 @@ class Controller:
     ) -> dict[str, ObservationSet]:
         groups: dict[str, tuple[PrometheusSettings, GateCredentials, list[GatePlan]]] = {}
         observed: dict[str, Any] = {}
+        read = [(entry.key, gate) for entry, gate, _ in work if _reads_secrets(gate)]
+        found = await self._each(self._credentials, [gate for _, gate in read])
+        secrets = dict(zip((key for key, _ in read), found, strict=True))
         for entry, gate, status in work:
+            creds = secrets.get(entry.key) or self.clients.credentials_for(gate)
             window = evaluation_window(gate.spec, started_at=status.step_started_at, now=now)
             seconds = window.query_seconds
             if self.batch:
                 seconds = quantize_window(seconds)
             plan = replace(plan_gate(gate, window_seconds=seconds), key=entry.key)
             settings = self.clients.settings_for(gate)
-            try:
-                creds = self.clients.credentials_for(gate)
-            except GatectlError as exc:  # this gate's Secret: its own query error
-                observed[entry.key] = QueryError(f"prometheus credentials: {exc}")
+            if isinstance(creds, GatectlError):  # this gate's Secret: its own query error
+                observed[entry.key] = QueryError(f"prometheus credentials: {creds}")
                 continue
             key = settings.model_dump_json() + creds.fingerprint
             groups.setdefault(key, (settings, creds, []))[2].append(plan)
@@ -352,6 +354,13 @@ class Controller:
         for part in await asyncio.gather(*(one(s, c, p) for s, c, p in groups.values())):
             observed.update(part)
         return observed
+
+    async def _credentials(self, gate: Gate) -> GateCredentials | GatectlError:
+        """The gate's own Prometheus credentials (Secret reads, on the store's workers)."""
+        try:
+            return await self.io.run(self.clients.credentials_for, gate)
+        except GatectlError as exc:
+            return exc
 
     async def _decide(
         self,
@@ -601,7 +610,7 @@ class Controller:
             )
             payload["phase"] = status.phase
             try:
-                key = self._signing_key(gate)
+                key = await self.io.run(self._signing_key, gate)
             except GatectlError as exc:  # never sent unsigned when a key was asked for
                 log.warning("gate %s: webhook not sent: %s", entry.key, exc)
                 return
@@ -661,6 +670,11 @@ def _with_head(status: GateStatus, head: Head | None) -> GateStatus:
     if head is None:
         return status
     return replace(status, audit={"seq": head.seq, "sha256": head.sha256})
+
+
+def _reads_secrets(gate: Gate) -> bool:
+    """The gate's Prometheus credentials are in a Secret or ConfigMap of its namespace."""
+    return gate.spec.prometheus.auth is not None or gate.spec.prometheus.ca is not None
 
 
 def _stop_asked(entry: GateEntry) -> bool:
