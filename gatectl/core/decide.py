@@ -15,6 +15,7 @@ from datetime import datetime
 
 from gatectl.core import stats
 from gatectl.core.catalog import BOOLEAN_METRICS
+from gatectl.core.drift import RECENT_SCALES, recent_confidence, recent_key, scale_span
 from gatectl.core.exposure import check_exposure
 from gatectl.core.freshness import Verdict, judge, missing_reason, overrule
 from gatectl.core.observations import (
@@ -276,10 +277,6 @@ def _check(
     )
 
 
-_RECENT_ANCHOR = 3600.0
-"""The recent window starts at a whole hour (``gatectl.engine.observe.recent_window``)."""
-
-
 def _recent(
     check: CheckResult,
     trigger: TriggerSpec,
@@ -289,49 +286,56 @@ def _recent(
     state: GateState,
     now: datetime,
 ) -> CheckResult:
-    """The trigger on the recent window too, when the whole window did not fire it.
+    """The trigger on the recent windows too, when the whole window did not fire it.
 
-    The recent window starts at the whole hour before the current one; each
-    such hour since the step began (the ``j``-th) gets its own confidence
-    sequence at error ``alpha / (j (j + 1))``, so all of them together err
-    with probability at most ``alpha`` (docs/statistics.md).
+    Three scales (``gatectl.core.drift``): the window of scale ``L`` starts at
+    the whole multiple of ``L`` before the current one; the ``j``-th such
+    anchor since the step began gets its own confidence sequence at error
+    ``alpha / (S j (j + 1))``, so all of them together err with probability
+    at most ``alpha`` (docs/statistics.md). The shortest window that proves
+    the condition fires.
     """
     confidence = _level(trigger, spec)
-    observation = observations.recent.get(check.metric)
-    if check.result == "fired" or confidence is None or observation is None:
+    if check.result == "fired" or confidence is None or observations.recent_seconds is None:
         return check
-    if trigger.expression.condition.relative or observations.recent_seconds is None:
+    if trigger.expression.condition.relative:
         return check
-    hours = math.floor(now.timestamp() / _RECENT_ANCHOR) - math.floor(
-        state.step_started_at.timestamp() / _RECENT_ANCHOR
-    )
-    j = max(1, hours)
-    level = 1.0 - (1.0 - confidence) / (j * (j + 1))
-    outcome = _evaluate(
-        check.metric,
-        trigger.expression.condition,
-        observation,
-        None,
-        confidence=level,
-        trigger=True,
-    )
-    if outcome.result != "pass":
-        return check
-    span = format_duration(observations.recent_seconds)
-    return CheckResult(
-        kind="trigger",
-        metric=check.metric,
-        condition=check.condition,
-        result="fired",
-        value=outcome.value,
-        query=observation.query,
-        threshold=outcome.threshold,
-        samples=observation.denominator,
-        interval=outcome.interval,
-        dry_run=check.dry_run,
-        note=f"fired on the last {span}",
-        dispersion=observation.dispersion,
-    )
+    for scale in RECENT_SCALES:
+        observation = observations.recent.get(recent_key(check.metric, scale))
+        if observation is None:
+            continue
+        level = recent_confidence(
+            confidence,
+            scale=scale,
+            started_seconds=state.step_started_at.timestamp(),
+            now_seconds=now.timestamp(),
+        )
+        outcome = _evaluate(
+            check.metric,
+            trigger.expression.condition,
+            observation,
+            None,
+            confidence=level,
+            trigger=True,
+        )
+        if outcome.result != "pass":
+            continue
+        seconds = scale_span(observations.recent_seconds, now_seconds=now.timestamp(), scale=scale)
+        return CheckResult(
+            kind="trigger",
+            metric=check.metric,
+            condition=check.condition,
+            result="fired",
+            value=outcome.value,
+            query=observation.query,
+            threshold=outcome.threshold,
+            samples=observation.denominator,
+            interval=outcome.interval,
+            dry_run=check.dry_run,
+            note=f"fired on the last {format_duration(seconds)}",
+            dispersion=observation.dispersion,
+        )
+    return check
 
 
 def _describe(check: CheckResult) -> str:

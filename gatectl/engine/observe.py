@@ -36,6 +36,7 @@ from gatectl.core.dispersion import (
     dispersion_query,
     sums_from,
 )
+from gatectl.core.drift import RECENT_SCALES, recent_key, recent_span
 from gatectl.core.observations import Freshness, Observation, ObservationSet
 from gatectl.errors import QueryError
 from gatectl.policy.durations import prometheus_range
@@ -134,15 +135,14 @@ def plan_gate(gate: Gate, *, window_seconds: float) -> GatePlan:
     )
 
 
-RECENT_ANCHOR_SECONDS = 3600
-"""The recent window starts at the whole hour before the current one (1 h to 2 h long)."""
+RECENT_ANCHOR_SECONDS = RECENT_SCALES[0]
+"""The first recent window starts at the whole hour before the current one (1 h to 2 h long)."""
 _RECENT_KEY = "\x00recent"
 
 
-def recent_window(at: datetime) -> float:
-    """Seconds since the whole hour before the current one: between 1 h and 2 h."""
-    stamp = math.floor(at.timestamp())
-    return float(RECENT_ANCHOR_SECONDS + stamp % RECENT_ANCHOR_SECONDS)
+def recent_window(at: datetime, scale: int = RECENT_ANCHOR_SECONDS) -> float:
+    """Seconds since the whole multiple of ``scale`` before the current one (core.drift)."""
+    return recent_span(at.timestamp(), scale)
 
 
 def quantize_window(seconds: float) -> float:
@@ -316,11 +316,13 @@ async def observe(
     concurrency: int = 16,
 ) -> dict[str, ObservationSet]:
     """Read every plan's metrics as of ``at``; a failed query is no data, never an exception."""
-    span = recent_window(at - timedelta(seconds=float(getattr(client, "query_offset", 0.0))))
+    read_at = at - timedelta(seconds=float(getattr(client, "query_offset", 0.0)))
+    spans = {scale: recent_window(read_at, scale) for scale in RECENT_SCALES}
+    # One plan per gate and recent scale shorter than its window (gatectl.core.drift).
     recent_plans = {
-        plan.key: replace(
+        (plan.key, scale): replace(
             plan,
-            key=plan.key + _RECENT_KEY,
+            key=f"{plan.key}{_RECENT_KEY}{scale}",
             window_seconds=span,
             canary=dict(plan.recent),
             baseline={},
@@ -328,6 +330,7 @@ async def observe(
             recent={},
         )
         for plan in plans
+        for scale, span in spans.items()
         if plan.recent and span < plan.window_seconds
     }
     reads = {r for plan in [*plans, *recent_plans.values()] for r in plan.reads()}
@@ -368,11 +371,15 @@ async def observe(
             lately = replace(plan, window_seconds=plan.exposure_grace)
             recent = _observation(SAMPLES_METRIC, requests, lately, "canary", values)
         latest: dict[str, Observation] = {}
-        if (again := recent_plans.get(plan.key)) is not None:
-            latest = {
-                m: measured(_observation(m, d, again, "canary", values), "canary", again.key)
-                for m, d in again.canary.items()
-            }
+        for scale in RECENT_SCALES:
+            if (again := recent_plans.get((plan.key, scale))) is not None:
+                latest |= {
+                    recent_key(m, scale): measured(
+                        _observation(m, d, again, "canary", values), "canary", again.key
+                    )
+                    for m, d in again.canary.items()
+                }
+        span = spans[RECENT_SCALES[0]]
         observed[plan.key] = ObservationSet(
             canary=canary,
             samples=samples,

@@ -36,15 +36,33 @@ def spec(**extra: Any) -> GateSpec:
     return GateSpec.model_validate({**body, **extra})
 
 
-def observed(recent: Observation | None) -> ObservationSet:
+def observed(recent: Observation | None, **longer: Observation) -> ObservationSet:
     # 12 h at 1,000/min: 3.5 % overall, which proves nothing about > 6 %.
     whole = rate(25_200.0, 720_000.0)
     return ObservationSet(
         canary={"exception_rate": whole},
         samples=Observation("samples", 720_000.0),
-        recent={} if recent is None else {"exception_rate": recent},
+        recent={} if recent is None else {"exception_rate": recent, **longer},
         recent_seconds=None if recent is None else 5400.0,
     )
+
+
+def test_a_slow_drift_fires_on_a_longer_window() -> None:
+    # 6.22 % over the last 1h30m proves nothing at its level; 6.6 % over the last 3h30m
+    # (the 3 h scale, anchored at 09:00) does: its 4th anchor since 00:10, alpha / (3 * 4 * 5).
+    longer = {"exception_rate@10800": rate(13_860.0, 210_000.0)}
+    decision = decide(
+        spec(), observed(rate(5_600.0, 90_000.0), **longer), GateState(STARTED), now=NOW
+    )
+
+    assert decision.action.value == "fallback"
+    trigger = decision.triggers[0]
+    assert (trigger.result, trigger.samples) == ("fired", 210_000.0)
+    assert trigger.interval is not None
+    assert trigger.interval.confidence == pytest.approx(1 - 0.05 / (3 * 4 * 5))
+    assert decision.reasons[0].endswith(", on the last 3h30m)")
+    alone = decide(spec(), observed(rate(5_600.0, 90_000.0)), GateState(STARTED), now=NOW)
+    assert alone.action.value == "hold"
 
 
 def test_a_drift_seen_in_the_last_hours_falls_back() -> None:
@@ -54,7 +72,8 @@ def test_a_drift_seen_in_the_last_hours_falls_back() -> None:
     trigger = decision.triggers[0]
     assert (trigger.result, trigger.value, trigger.samples) == ("fired", 0.09, 90_000.0)
     assert trigger.interval is not None
-    assert trigger.interval.confidence == pytest.approx(1 - 0.05 / (12 * 13))
+    # the 1 h scale's 12th anchor, one of three scales: alpha / (3 * 12 * 13)
+    assert trigger.interval.confidence == pytest.approx(1 - 0.05 / (3 * 12 * 13))
     assert decision.reasons[0].startswith(
         "rollback trigger fired: exception_rate > 0.06 (value 0.09"
     )
@@ -81,9 +100,9 @@ def test_the_recent_window_does_not_fire(recent: Observation | None, extra: dict
 
 
 def test_the_level_tightens_with_each_hour_since_the_step_began() -> None:
-    # 6.33 % of 90,000 requests: proven > 6 % after 2 hours (j = 2), not after 12.
+    # 6.39 % of 90,000 requests: proven > 6 % after 2 hours (j = 2), not after 12.
     early = GateState(STARTED)
-    recent = rate(5_700.0, 90_000.0)
+    recent = rate(5_750.0, 90_000.0)
     assert (
         decide(spec(), observed(recent), early, now=STARTED + timedelta(hours=2)).action.value
         == "fallback"
