@@ -273,6 +273,12 @@ class Controller:
             phases[phase] += 1
 
         await self._each(second, work)
+        flush = getattr(self.store, "flush", None)
+        if flush is not None:  # the file store commits a pass's writes together
+            try:
+                flush()
+            except GatectlError as exc:
+                log.warning("status writes of this pass not committed: %s", exc)
         self.recorder.set_phase_counts(dict(phases))
         self.recorder.observe_evaluation(time.monotonic() - started)
         if self.audit is not None:

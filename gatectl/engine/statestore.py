@@ -1,13 +1,15 @@
 """File mode's state store: one SQLite database (WAL), a row per gate, and a journal.
 
-Writing a gate costs the same with 10 gates or 10,000: one transaction that
+Writing a gate costs the same with 10 gates or 10,000: an upsert that
 replaces that gate's row (its status as canonical JSON with a SHA-256
 checksum) and, when the committed or pending step changed, appends to the
 journal (the redundant record of the last safe share, for when a status
-cannot be trusted). SQLite's WAL makes each transaction atomic: a SIGKILL at
-any instant leaves the old row or the new one. A status that records a
+cannot be trusted). ``write_batch`` puts many such writes (and events) in one
+transaction: the file store commits a pass's writes together rather than one
+transaction each. SQLite's WAL makes each transaction atomic: a SIGKILL at
+any instant leaves the old rows or the new ones. A status that records a
 pending step is fsynced before traffic moves (``synchronous=FULL``); other
-writes survive a crash of the process (``NORMAL``). A JSON state file of the
+writes survive a crash of the process once committed (``NORMAL``). A JSON state file of the
 previous format is migrated once, under ``FILE.lock``, keeping it as a backup.
 """
 
@@ -31,7 +33,15 @@ from gatectl.engine.filestate import FILE_KINDS, read_regular
 from gatectl.engine.statemigrate import fill_from_legacy, migrate, read_legacy
 from gatectl.errors import UsageError
 
-__all__ = ["EVENT_KEEP", "FORMAT_VERSION", "JOURNAL_KEEP", "Row", "StateStore"]
+__all__ = [
+    "EVENT_KEEP",
+    "FORMAT_VERSION",
+    "JOURNAL_KEEP",
+    "EventWrite",
+    "Row",
+    "StateStore",
+    "StatusWrite",
+]
 
 log = logging.getLogger("gatectl.controller")
 FORMAT_VERSION = "2"
@@ -68,6 +78,25 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 """
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """A gate's new status (canonical JSON) and, when its step moved, a journal record."""
+
+    key: str
+    text: str
+    record: str | None = None
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    """One entry of the event log."""
+
+    gate: str
+    type_: str
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -300,26 +329,49 @@ class StateStore:
         ``text`` is the status's canonical JSON, ``record`` a journal record's;
         ``durable``: fsynced before returning (a pending step, before traffic moves).
         """
+        (rev,) = self.write_batch([StatusWrite(key, text, record)], [], durable=durable)
+        return rev
+
+    def write_batch(
+        self, statuses: list[StatusWrite], events: list[EventWrite], *, durable: bool
+    ) -> list[int]:
+        """Every write of ``statuses`` (in order) and ``events`` in one transaction.
+
+        Returns each status write's new row revision. All or nothing: a crash
+        leaves every row as it was before, or every row written.
+        """
         now = _now()
+        revs: list[int] = []
         with self.transaction(durable=durable) as db:
-            db.execute(
-                "INSERT INTO gates (key, rev, checksum, updated_at, status) VALUES (?, 1, ?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET rev = rev + 1, checksum = excluded.checksum,"
-                " updated_at = excluded.updated_at, status = excluded.status, hold = NULL",
-                (key, checksum(text), now, text),
-            )
-            if record is not None:
+            for write in statuses:
+                key = write.key
                 db.execute(
-                    "INSERT INTO journal (gate, at, checksum, record) VALUES (?, ?, ?, ?)",
-                    (key, now, checksum(record), record),
+                    "INSERT INTO gates (key, rev, checksum, updated_at, status)"
+                    " VALUES (?, 1, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET rev = rev + 1,"
+                    " checksum = excluded.checksum, updated_at = excluded.updated_at,"
+                    " status = excluded.status, hold = NULL",
+                    (key, checksum(write.text), now, write.text),
                 )
-                db.execute(
-                    "DELETE FROM journal WHERE gate = ? AND id <= (SELECT id FROM journal"
-                    " WHERE gate = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (key, key, JOURNAL_KEEP),
+                (rev,) = db.execute("SELECT rev FROM gates WHERE key = ?", (key,)).fetchone()
+                revs.append(int(rev))
+                if write.record is not None:
+                    db.execute(
+                        "INSERT INTO journal (gate, at, checksum, record) VALUES (?, ?, ?, ?)",
+                        (key, now, checksum(write.record), write.record),
+                    )
+                    db.execute(
+                        "DELETE FROM journal WHERE gate = ? AND id <= (SELECT id FROM journal"
+                        " WHERE gate = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (key, key, JOURNAL_KEEP),
+                    )
+            if events:
+                db.executemany(
+                    "INSERT INTO events (time, gate, type, reason, message) VALUES (?, ?, ?, ?, ?)",
+                    [(now, e.gate, e.type_, e.reason, e.message) for e in events],
                 )
-            (rev,) = db.execute("SELECT rev FROM gates WHERE key = ?", (key,)).fetchone()
-        return int(rev)
+                (last,) = db.execute("SELECT max(id) FROM events").fetchone()
+                db.execute("DELETE FROM events WHERE id <= ?", (int(last or 0) - EVENT_KEEP,))
+        return revs
 
     def restore(self, rows: list[Row], journal: Mapping[str, list[Any]]) -> None:
         """Write rows and journal entries (newest first) read earlier, as they were."""
@@ -382,12 +434,7 @@ class StateStore:
 
     def add_event(self, *, gate: str, type_: str, reason: str, message: str) -> None:
         """Append to the event log (the newest ``EVENT_KEEP`` are kept)."""
-        with self.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO events (time, gate, type, reason, message) VALUES (?, ?, ?, ?, ?)",
-                (_now(), gate, type_, reason, message),
-            )
-            db.execute("DELETE FROM events WHERE id <= ?", ((cursor.lastrowid or 0) - EVENT_KEEP,))
+        self.write_batch([], [EventWrite(gate, type_, reason, message)], durable=False)
 
     def close(self) -> None:
         """Close the connection (a WAL checkpoint happens here)."""

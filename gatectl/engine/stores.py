@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from gatectl.core.statecheck import (
 from gatectl.core.status import GateRequests
 from gatectl.core.timeparse import format_time
 from gatectl.engine.filestate import read_traffic
-from gatectl.engine.statestore import Row, StateStore
+from gatectl.engine.statestore import EventWrite, Row, StateStore, StatusWrite
 from gatectl.engine.stored import (
     held_view,
     hold_record,
@@ -149,7 +150,20 @@ class FileStore:
     Reads are incremental: the first pass reads every row; later passes read
     only the rows another process (``gatectl approve``…) changed, so a pass
     costs O(changed gates), and a write O(1).
+
+    Writes are grouped: a status that moves no traffic and an event wait in
+    memory (at most ``linger`` seconds, or ``batch`` writes) and are committed
+    together in one transaction, before the next pass reads the store, before
+    a durable write (a pending step: it and everything before it are fsynced
+    before traffic moves), and at ``close``. A crash loses at most those
+    waiting writes, each of which the next pass makes again from the stored
+    status it would have replaced.
     """
+
+    linger = 1.0
+    """Seconds a write may wait to be committed with others (checked at each write)."""
+    batch = 2000
+    """Writes that wait at most before they are committed together."""
 
     def __init__(
         self,
@@ -168,6 +182,9 @@ class FileStore:
         self._journal: dict[str, list[Any]] = {}
         self._verdicts: dict[str, tuple[tuple[int, int], Any]] = {}
         self._reported: dict[str, str] = {}
+        self._statuses: list[tuple[StatusWrite, GateEntry, dict[str, Any]]] = []
+        self._events: list[EventWrite] = []
+        self._since = 0.0
 
     # -- policies -----------------------------------------------------------------------------
 
@@ -286,6 +303,7 @@ class FileStore:
         """Every policy in the directory, with its judged status and requests."""
         loaded = self._load()
         try:
+            self.flush()
             self._refresh()
         except GatectlError as exc:
             return [self._unavailable(item, str(exc)) for item in loaded]
@@ -355,7 +373,7 @@ class FileStore:
     # -- writing ------------------------------------------------------------------------------
 
     def write_status(self, entry: GateEntry, status: Mapping[str, Any]) -> GateEntry:
-        """Replace the gate's status: one transaction, with a journal record if its step moved."""
+        """Replace the gate's status (with a journal record if its step moved); see ``flush``."""
         body = dict(status)
         text = canonical(body)
         record: str | None = None
@@ -368,22 +386,48 @@ class FileStore:
                 current = entry.gate.spec.shares if entry.gate is not None else None
                 step["steps"] = record_steps(body, current, previous)
                 record = canonical(step)
-        rev = self.state.write_status(
-            entry.key, text, record=record, durable=bool(body.get("pending"))
-        )
-        self._remember(entry.key, rev, status=text, checksum=checksum(text), hold=None)
+        self._statuses.append((StatusWrite(entry.key, text, record), entry, body))
         if record is not None:
             self._journal[entry.key] = [(checksum(record), record), *cached][:3]
-        self._verdicts[entry.key] = ((rev, id(entry.gate)), body)
         self._reported.pop(entry.key, None)
+        self._written(durable=bool(body.get("pending")))
         return replace(entry, status=body, held=None)
 
     def record_event(self, entry: GateEntry, *, reason: str, message: str, warning: bool) -> None:
-        """Append to the state store's event log."""
-        self.state.add_event(
-            gate=entry.key, type_="Warning" if warning else "Normal", reason=reason, message=message
-        )
+        """Append to the state store's event log (committed with the status writes)."""
+        type_ = "Warning" if warning else "Normal"
+        self._events.append(EventWrite(entry.key, type_, reason, message))
+        self._written(durable=False)
+
+    def _written(self, *, durable: bool) -> None:
+        waiting = len(self._statuses) + len(self._events)
+        if waiting == 1:
+            self._since = time.monotonic()
+        if durable or waiting >= self.batch or time.monotonic() - self._since >= self.linger:
+            self.flush(durable=durable)
+
+    def flush(self, *, durable: bool = False) -> None:
+        """Commit every waiting write in one transaction (``durable``: fsynced)."""
+        statuses, events = self._statuses, self._events
+        if not statuses and not events:
+            return
+        self._statuses, self._events = [], []
+        try:
+            revs = self.state.write_batch([w for w, _, _ in statuses], events, durable=durable)
+        except GatectlError:
+            # Nothing written: forget what was cached of these gates; read the store again.
+            for write, _, _ in statuses:
+                self._verdicts.pop(write.key, None)
+            self._version = None
+            raise
+        for (write, entry, body), rev in zip(statuses, revs, strict=True):
+            text = write.text
+            self._remember(write.key, rev, status=text, checksum=checksum(text), hold=None)
+            self._verdicts[write.key] = ((rev, id(entry.gate)), body)
 
     def close(self) -> None:
-        """Close the state store."""
-        self.state.close()
+        """Commit what waits, close the state store."""
+        try:
+            self.flush()
+        finally:
+            self.state.close()

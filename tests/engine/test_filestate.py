@@ -80,8 +80,12 @@ def test_a_pass_reads_nothing_and_a_write_touches_one_row_whatever_the_fleet(
     entries = fill(store)
     listed = statements(store, store.list_gates)
     key = entries[3].key
-    written = statements(store, lambda: store.write_status(entries[3], status(inconclusiveCount=2)))
-    stepped = statements(store, lambda: store.write_status(entries[3], status(2, 0.25)))
+    written = statements(
+        store, lambda: (store.write_status(entries[3], status(inconclusiveCount=2)), store.flush())
+    )
+    stepped = statements(
+        store, lambda: (store.write_status(entries[3], status(2, 0.25)), store.flush())
+    )
     assert listed == ["PRAGMA data_version"]
     assert [s.split(" (")[0] for s in written] == [
         "PRAGMA synchronous=NORMAL",
@@ -94,9 +98,9 @@ def test_a_pass_reads_nothing_and_a_write_touches_one_row_whatever_the_fleet(
         "PRAGMA synchronous=NORMAL",
         "BEGIN IMMEDIATE",
         "INSERT INTO gates",
+        f"SELECT rev FROM gates WHERE key = '{key}'",
         "INSERT INTO journal",
         f"DELETE FROM journal WHERE gate = '{key}'",
-        f"SELECT rev FROM gates WHERE key = '{key}'",
         "COMMIT",
     ]
     store.close()
@@ -123,6 +127,7 @@ def test_journal_keeps_the_newest_steps_and_only_when_the_step_moves(tmp_path: P
     for _ in range(JOURNAL_KEEP + 5):
         entry = store.write_status(entry, status(pending=pending))
         entry = store.write_status(entry, status())
+    store.flush()
     rows = store.state.db.execute("SELECT record FROM journal ORDER BY id").fetchall()
     assert len(rows) == JOURNAL_KEEP
     records, problem = read_journal(store.state.journal()["default/g0"])
@@ -358,3 +363,74 @@ def test_store_made_unusable_while_running_holds_every_gate_and_says_it_once(
     state.rmdir()
     assert [e.held for e in store.list_gates()] == [None, None]  # written again from memory
     store.close()
+
+
+def test_a_pass_of_writes_is_one_transaction_and_a_pending_step_commits_them_fsynced(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(policies(tmp_path / "p", 5), tmp_path / "state.db", clock=clock)
+    entries = fill(store)
+    other = StateStore(tmp_path / "state.db")
+
+    def waiting() -> list[str]:
+        for entry in entries[:4]:
+            store.write_status(entry, status(inconclusiveCount=7))
+        store.record_event(entries[0], reason="Holding", message="m", warning=False)
+        return []
+
+    assert statements(store, waiting) == []  # nothing written yet: they wait for the pass
+    assert {json.loads(r.status or "{}").get("inconclusiveCount") for r in other.rows()} == {0}
+    pending = {"step": 2, "share": 0.25, "fallenBack": False, "decidedAt": "2026-11-20T12:00:00Z"}
+    seen = statements(store, lambda: store.write_status(entries[4], status(pending=pending)))
+    assert [s.split(" (")[0].split(" WHERE")[0] for s in seen if "journal" not in s] == [
+        "PRAGMA synchronous=FULL",
+        "BEGIN IMMEDIATE",
+        *["INSERT INTO gates", "SELECT rev FROM gates"] * 5,
+        "INSERT INTO events",
+        "SELECT max(id) FROM events",
+        "DELETE FROM events",
+        "COMMIT",
+    ]
+    rows = {r.key: json.loads(r.status or "{}") for r in other.rows()}
+    assert [rows[e.key].get("inconclusiveCount") for e in entries[:4]] == [7] * 4
+    assert rows[entries[4].key]["pending"]["share"] == 0.25
+    assert other.db.execute("SELECT reason FROM events").fetchall() == [("Holding",)]
+    store.write_status(entries[0], status(inconclusiveCount=8))
+    store.list_gates()  # the next pass commits what waits before it reads
+    (row,) = other.rows([entries[0].key])
+    assert json.loads(row.status or "{}")["inconclusiveCount"] == 8
+    other.close()
+    store.close()
+
+
+def test_a_controller_pass_over_the_file_store_commits_its_writes_before_it_returns(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import socket
+
+    from gatectl.adapters.exposition import Recorder
+    from gatectl.engine.actuators import Actuators
+    from gatectl.engine.reconcile import ClientPool, Controller
+
+    with socket.socket() as probe:  # no Prometheus: new gates warm up without reading it
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    store = FileStore(policies(tmp_path / "p", 3), tmp_path / "state.db", clock=clock)
+    store.linger = 3600.0  # only the end of the pass commits
+    rig = Controller(
+        store, clients=ClientPool(url=url), actuators=Actuators(), recorder=Recorder(), clock=clock
+    )
+
+    async def once() -> None:
+        try:
+            await rig.tick(force=True)
+        finally:
+            await rig.clients.aclose()
+
+    asyncio.run(once())
+    other = StateStore(tmp_path / "state.db")
+    stored = [json.loads(r.status or "{}") for r in other.rows()]
+    other.close()
+    store.close()
+    assert [(s["step"], s["message"].split(":")[0]) for s in stored] == [(1, "warming up")] * 3
