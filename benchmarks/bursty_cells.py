@@ -12,9 +12,9 @@ window, 72 h horizon: the trigger fires when the lower bound of the
 dispersion-widened sequence (``stats.log_mixture`` on the effective counts
 ``x / phi``, ``n / phi``; ``phi`` the upper confidence bound
 ``dispersion_bound`` on Pearson's X^2 / (k - 1) of the window's minutes, as
-the controller computes it) passes 0.06 on the whole window, or on the recent
-window (since the whole hour before the current one) at error
-``alpha / (j (j + 1))``; promotion needs the window elapsed, 100 requests
+the controller computes it) passes 0.06 on the whole window, or on a recent
+window (1 h, 3 h and 9 h scales, ``gatectl.core.drift``) at error
+``alpha / (3 j (j + 1))``; promotion needs the window elapsed, 100 requests
 and the upper bound <= 0.04. It mirrors ``gatectl.core.decide`` with the
 same functions, but does not call ``decide`` (the human-override criterion
 is left out). ``--no-dispersion`` runs the same rule with ``phi = 1`` (the
@@ -28,11 +28,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import Pool
 
+import bursty_peers
 import numpy as np
 from numpy.typing import NDArray
+from scipy.stats import beta
 
-from gatectl.core import stats
+from gatectl.core import drift, stats
 from gatectl.core.dispersion import DispersionSums, dispersion_bound
 from gatectl.core.exposure import check_exposure
 from gatectl.core.observations import Observation
@@ -58,6 +61,8 @@ class Cell:
     """``healthy`` (must not fall back), ``bad`` (must fall back), ``above`` (must not promote)."""
     crossing: int | None = None
     """Minute the true rate crosses the trigger (drift cells)."""
+    calibration: str | None = None
+    """The healthy cell the peers' knobs are calibrated on (``None``: this cell, other streams)."""
 
 
 def _const(value: float) -> Callable[[NDArray[np.int64]], NDArray[np.float64]]:
@@ -87,9 +92,27 @@ def _shown_below(x: float, n: float, threshold: float, level: float) -> bool:
     return n > 0 and x / n < threshold and stats.log_mixture(threshold, x, n) >= level
 
 
+SCALES = tuple(scale // 60 for scale in drift.RECENT_SCALES)
+"""The recent windows' scales in minutes (1 h, 3 h, 9 h), as the controller reads them."""
+
+
+def _recent_level(scale: int, minute: int) -> float:
+    """``log(1 / error)`` of the window of ``scale`` minutes at ``minute`` (step at minute 0)."""
+    confidence = drift.recent_confidence(
+        1.0 - ALPHA, scale=scale * 60, started_seconds=0.0, now_seconds=minute * 60.0
+    )
+    return math.log(1.0 / (1.0 - confidence))
+
+
 def run_once(cell: Cell, rng: np.random.Generator, *, dispersion: bool) -> tuple[str, int]:
     """('fallback' | 'promote' | 'hold', minute)."""
-    events, trials = _minutes(cell, rng)
+    return run_stream(*_minutes(cell, rng), dispersion=dispersion)
+
+
+def run_stream(
+    events: NDArray[np.float64], trials: NDArray[np.float64], *, dispersion: bool
+) -> tuple[str, int]:
+    """gatectl's rule on one stream of per-minute counts: (what happened first, minute)."""
     squares = np.where(trials > 0, events**2 / np.maximum(trials, 1), 0.0)
     c_x = np.concatenate([[0.0], np.cumsum(events)])
     c_n = np.concatenate([[0.0], np.cumsum(trials)])
@@ -109,12 +132,12 @@ def run_once(cell: Cell, rng: np.random.Generator, *, dispersion: bool) -> tuple
         x, n = counts(start, t)
         if _shown_above(x, n, TRIGGER, LEVEL):
             return "fallback", t
-        hour = t // 60
-        anchor = (hour - 1) * 60
-        if hour >= 1 and anchor > start:
-            rx, rn = counts(anchor, t)
-            if _shown_above(rx, rn, TRIGGER, math.log(hour * (hour + 1) / ALPHA)):
-                return "fallback", t
+        for scale in SCALES:
+            anchor = (t // scale - 1) * scale
+            if t // scale >= 1 and anchor > start:
+                rx, rn = counts(anchor, t)
+                if _shown_above(rx, rn, TRIGGER, _recent_level(scale, t)):
+                    return "fallback", t
         raw_n = c_n[t] - c_n[start]
         if t >= WINDOW and raw_n >= 100 and _shown_below(x, n, CRITERION, LEVEL):
             return "promote", t
@@ -122,27 +145,70 @@ def run_once(cell: Cell, rng: np.random.Generator, *, dispersion: bool) -> tuple
 
 
 @dataclass(frozen=True)
+class Tally:
+    """One rule's outcomes over a cell's runs."""
+
+    runs: int
+    fell: list[int]
+    promoted: list[int]
+
+    @property
+    def fallback(self) -> float:
+        return len(self.fell) / self.runs
+
+    @property
+    def promote(self) -> float:
+        return len(self.promoted) / self.runs
+
+    def median(self, what: str) -> float | None:
+        found = self.fell if what == "fallback" else self.promoted
+        return float(np.median(found)) if found else None
+
+
+def _tally(outcomes: list[tuple[str, int | None]]) -> Tally:
+    fell = [m for what, m in outcomes if what == "fallback" and m is not None]
+    promoted = [m for what, m in outcomes if what == "promote" and m is not None]
+    return Tally(len(outcomes), fell, promoted)
+
+
+@dataclass(frozen=True)
 class Result:
     cell: Cell
-    runs: int
-    fallback: float
-    promote: float
-    median_fallback: float | None
-    median_promote: float | None
+    ours: Tally
+    binomial: Tally
+    """gatectl's rule with ``phi = 1``."""
+    argo: Tally
+    flagger: Tally
+    knobs: tuple[int, int]
 
 
-def run_cell(cell: Cell, *, runs: int, seed: int, dispersion: bool) -> Result:
+def streams(cell: Cell, *, runs: int, seed: int) -> list[bursty_peers.Stream]:
     rng = np.random.default_rng(seed)
-    outcomes = [run_once(cell, rng, dispersion=dispersion) for _ in range(runs)]
-    fell = [m for what, m in outcomes if what == "fallback"]
-    promoted = [m for what, m in outcomes if what == "promote"]
+    return [_minutes(cell, rng) for _ in range(runs)]
+
+
+def run_cell(cell: Cell, calibration: Cell, *, runs: int, seed: int) -> Result:
+    """Every rule on the same ``runs`` streams; the peers calibrated on other streams."""
+    knobs = bursty_peers.calibrate(streams(calibration, runs=runs, seed=seed + 100_003))
+    drawn = streams(cell, runs=runs, seed=seed)
+    promote = [bursty_peers.point_promotion(x, n) for x, n in drawn]
     return Result(
         cell,
-        runs,
-        len(fell) / runs,
-        len(promoted) / runs,
-        float(np.median(fell)) if fell else None,
-        float(np.median(promoted)) if promoted else None,
+        _tally([run_stream(x, n, dispersion=True) for x, n in drawn]),
+        _tally([run_stream(x, n, dispersion=False) for x, n in drawn]),
+        _tally(
+            [
+                bursty_peers.outcome(bursty_peers.argo_fallback(x, n, knobs[0]), p)
+                for (x, n), p in zip(drawn, promote, strict=True)
+            ]
+        ),
+        _tally(
+            [
+                bursty_peers.outcome(bursty_peers.flagger_fallback(x, n, knobs[1]), p)
+                for (x, n), p in zip(drawn, promote, strict=True)
+            ]
+        ),
+        knobs,
     )
 
 
@@ -159,10 +225,27 @@ def cells() -> list[Cell]:
                     f"{per_minute}/min rho {rho} healthy 0.035", flat, _const(0.035), rho, "healthy"
                 )
             )
+            calibration = f"{per_minute}/min rho {rho} healthy 0.035"
             out.append(
-                Cell(f"{per_minute}/min rho {rho} above 0.05", flat, _const(0.05), rho, "above")
+                Cell(
+                    f"{per_minute}/min rho {rho} above 0.05",
+                    flat,
+                    _const(0.05),
+                    rho,
+                    "above",
+                    calibration=calibration,
+                )
             )
-            out.append(Cell(f"{per_minute}/min rho {rho} bad 0.12", flat, _const(0.12), rho, "bad"))
+            out.append(
+                Cell(
+                    f"{per_minute}/min rho {rho} bad 0.12",
+                    flat,
+                    _const(0.12),
+                    rho,
+                    "bad",
+                    calibration=calibration,
+                )
+            )
     thousand = _const(1000.0)
 
     def incident(minutes: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -175,19 +258,28 @@ def cells() -> list[Cell]:
     def outage(minutes: NDArray[np.int64]) -> NDArray[np.float64]:
         return np.where((minutes >= 300) & (minutes < 360), 0.0, 100.0)
 
-    def drift(minutes: NDArray[np.int64]) -> NDArray[np.float64]:
+    def drifting(minutes: NDArray[np.int64]) -> NDArray[np.float64]:
         return 0.02 + 0.08 * np.minimum(minutes / 1440.0, 1.0)
+
+    def drift(per_minute: int, rho: float) -> Cell:
+        return Cell(
+            f"drift 0.02->0.10 over 24 h, {per_minute}/min rho {rho:g}",
+            _const(float(per_minute)),
+            drifting,
+            rho,
+            "bad",
+            crossing=720,
+            calibration=f"{per_minute}/min rho {rho} healthy 0.035",
+        )
 
     out += [
         Cell("5-min incident at 0.5, 1000/min rho 0.05", thousand, incident, 0.05, "healthy"),
         Cell("diurnal 100-1000/min rho 0.05 healthy 0.02", diurnal, _const(0.02), 0.05, "healthy"),
         Cell("traffic 0 for an hour, 100/min rho 0.05", outage, _const(0.02), 0.05, "healthy"),
-        Cell("drift 0.02->0.10 over 24 h, 100/min rho 0", _const(100.0), drift, 0.0, "bad", 720),
-        Cell("drift 0.02->0.10 over 24 h, 1000/min rho 0", thousand, drift, 0.0, "bad", 720),
-        Cell(
-            "drift 0.02->0.10 over 24 h, 100/min rho 0.05", _const(100.0), drift, 0.05, "bad", 720
-        ),
-        Cell("drift 0.02->0.10 over 24 h, 1000/min rho 0.05", thousand, drift, 0.05, "bad", 720),
+        drift(100, 0.0),
+        drift(1000, 0.0),
+        drift(100, 0.05),
+        drift(1000, 0.05),
     ]
     return out
 
@@ -220,35 +312,84 @@ def _time(minutes: float | None) -> str:
     return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def report(*, runs: int, seed: int = 7) -> str:
+def _job(job: tuple[int, int, int]) -> tuple[Tally, Tally, Tally, Tally, tuple[int, int]]:
+    """One cell in a worker process (cells hold closures: rebuilt there by index)."""
+    index, runs, seed = job
+    every = cells()
+    by_name = {c.name: c for c in every}
+    cell = every[index]
+    r = run_cell(cell, by_name.get(cell.calibration or "", cell), runs=runs, seed=seed + index)
+    return r.ours, r.binomial, r.argo, r.flagger, r.knobs
+
+
+def _upper(count: int, runs: int) -> float:
+    """One-sided 95 % Clopper-Pearson upper bound on a share seen ``count`` times in ``runs``."""
+    return 1.0 if count >= runs else float(beta.ppf(0.95, count + 1, runs - count))
+
+
+def _share(count: int, runs: int) -> str:
+    return f"{count}/{runs}"
+
+
+def _target(result: Result) -> bool:
+    cell, ours = result.cell, result.ours
+    if cell.expect == "healthy":
+        return len(ours.fell) <= 0.01 * ours.runs
+    if cell.expect == "above":
+        return len(ours.promoted) <= 0.01 * ours.runs
+    late = ours.median("fallback")
+    met = ours.fallback >= 0.99
+    if cell.crossing is not None:
+        return met and late is not None and late - cell.crossing <= 120
+    peers = [t.median("fallback") for t in (result.argo, result.flagger)]
+    return met and late is not None and all(p is None or late <= p for p in peers)
+
+
+def _fall_time(cell: Cell, tally: Tally) -> str:
+    late = tally.median("fallback")
+    if cell.crossing is None or late is None:
+        return _time(late)
+    return _time(late - cell.crossing) + " after crossing"
+
+
+def report(*, runs: int, seed: int = 7, workers: int = 2) -> str:
+    every = cells()
+    with Pool(workers) as pool:
+        done = pool.map(_job, [(i, runs, seed) for i in range(len(every))], chunksize=1)
+    results = [Result(cell, *parts) for cell, parts in zip(every, done, strict=True)]
+    never = _upper(0, runs)
     lines = [
-        f"{runs} runs per cell, 72 h each, a look every minute.",
+        f"{runs} runs per cell, 72 h each, a look every minute; counts are runs out of {runs}"
+        f" (0 of {runs}: at most {never:.2%} at 95 % confidence, Clopper-Pearson).",
         "",
-        "| cell | expect | fell back (with φ / φ = 1) | promoted (with φ / φ = 1)"
-        " | median time to fall back | median time to promote | target met |",
+        "| cell | expect | fell back (gatectl / φ = 1) | promoted (gatectl / φ = 1)"
+        " | gatectl: time to fall back | gatectl: time to promote | target met |",
         "|---|---|---|---|---|---|---|",
     ]
-    for index, cell in enumerate(cells()):
-        with_phi = run_cell(cell, runs=runs, seed=seed + index, dispersion=True)
-        without = run_cell(cell, runs=runs, seed=seed + index, dispersion=False)
-        if cell.expect == "healthy":
-            met = with_phi.fallback <= 0.01
-        elif cell.expect == "above":
-            met = with_phi.promote <= 0.01
-        else:
-            met = with_phi.fallback >= 0.99
-            if cell.crossing is not None and with_phi.median_fallback is not None:
-                met = met and with_phi.median_fallback - cell.crossing <= 120
-        late = with_phi.median_fallback
-        shown_fallback = _time(
-            late if cell.crossing is None or late is None else late - cell.crossing
-        )
-        if cell.crossing is not None:
-            shown_fallback += " after crossing"
+    for r in results:
         lines.append(
-            f"| {cell.name} | {cell.expect} | {with_phi.fallback:.0%} / {without.fallback:.0%}"
-            f" | {with_phi.promote:.0%} / {without.promote:.0%} | {shown_fallback}"
-            f" | {_time(with_phi.median_promote)} | {'yes' if met else '**no**'} |"
+            f"| {r.cell.name} | {r.cell.expect}"
+            f" | {_share(len(r.ours.fell), runs)} / {_share(len(r.binomial.fell), runs)}"
+            f" | {_share(len(r.ours.promoted), runs)} / {_share(len(r.binomial.promoted), runs)}"
+            f" | {_fall_time(r.cell, r.ours)} | {_time(r.ours.median('promote'))}"
+            f" | {'yes' if _target(r) else '**no**'} |"
+        )
+    lines += [
+        "",
+        "| cell | Argo style (interval): fell back / promoted | time to fall back / promote"
+        " | Flagger style (N in a row): fell back / promoted | time to fall back / promote |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        interval, count = r.knobs
+        lines.append(
+            f"| {r.cell.name}"
+            f" | ({interval} min) {_share(len(r.argo.fell), runs)}"
+            f" / {_share(len(r.argo.promoted), runs)}"
+            f" | {_fall_time(r.cell, r.argo)} / {_time(r.argo.median('promote'))}"
+            f" | ({count}) {_share(len(r.flagger.fell), runs)}"
+            f" / {_share(len(r.flagger.promoted), runs)}"
+            f" | {_fall_time(r.cell, r.flagger)} / {_time(r.flagger.median('promote'))} |"
         )
     lines += ["", "| router | held after (median of 20) |", "|---|---|"]
     for per_minute, observed, share in (
