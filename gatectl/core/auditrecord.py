@@ -152,6 +152,8 @@ def status_records(
     old = list(before.history) if before is not None else []
     added = [entry for entry in after.history if entry not in old]
     records: list[dict[str, Any]] = []
+    if not added:
+        return records  # most passes: nothing added, and the policy is not dumped for nothing
     share: float | None = before.share if before is not None else None
     step: int | None = before.step if before is not None else None
     policy = policy_of(gate)

@@ -22,6 +22,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ log = logging.getLogger("gatectl.audit")
 DEFAULT_CAPACITY = 256 * 1024 * 1024
 """Bytes the buffer holds before the oldest undelivered records are dropped."""
 SEGMENT_BYTES = 4 * 1024 * 1024
+LINGER = 0.5
+"""Seconds a worker lets records gather before it delivers them (a pass appends many)."""
 
 
 class AuditMetrics(Protocol):
@@ -101,8 +104,11 @@ class AuditLog:
         segment_bytes: int = SEGMENT_BYTES,
         backoff: Backoff | None = None,
         metrics: AuditMetrics | None = None,
+        linger: float = LINGER,
     ) -> None:
         self.directory = Path(directory)
+        self.linger = linger
+        self._hurry = 0
         self.capacity = capacity
         self.segment_bytes = segment_bytes
         self.backoff = backoff or Backoff()
@@ -225,6 +231,7 @@ class AuditLog:
                 return None
             record, head = link(body, head=self._head)
             line = canonical(record) + b"\n"
+            waiting = [self._backlog(lane) for lane in self._lanes]
             try:
                 self._write(head.seq, line)
             except OSError as exc:
@@ -235,7 +242,9 @@ class AuditLog:
             self._head = head
             self._enforce_capacity()
             self._report_backlog()
-            self._cond.notify_all()
+            full = [lane.sink.batch - 1 for lane in self._lanes]
+            if any(n in (0, f) for n, f in zip(waiting, full, strict=True)):
+                self._cond.notify_all()  # a sink was idle, or has a full batch now
         if self.metrics is not None:
             self.metrics.set_audit_head(head.seq, head.sha256)
         return head
@@ -289,6 +298,7 @@ class AuditLog:
             with self._cond:
                 while not self._stop.is_set() and not self._pending(lane):
                     self._cond.wait(timeout=1.0)
+                self._linger(lane)
                 if self._stop.is_set():
                     return
                 lines, first = self._take(lane)
@@ -311,6 +321,19 @@ class AuditLog:
                 continue
             failures = 0
             self._delivered(lane, first, lines)
+
+    def _linger(self, lane: _Lane) -> None:
+        """Let records gather for up to ``linger`` seconds (unless a batch is full or
+        ``flush`` waits): one delivery, fsync and cursor write for many records."""
+        deadline = time.monotonic() + self.linger
+        while not self._stop.is_set() and not self._hurry and self._backlog(lane) < lane.sink.batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(timeout=left)
+
+    def _backlog(self, lane: _Lane) -> int:
+        return (self._segments[-1].last - lane.cursor) if self._segments else 0
 
     def _pending(self, lane: _Lane) -> bool:
         return bool(self._segments) and lane.cursor < self._segments[-1].last
@@ -375,16 +398,19 @@ class AuditLog:
 
     def flush(self, *, timeout: float, clock: Callable[[], float] | None = None) -> bool:
         """Wait up to ``timeout`` seconds for every sink to take every record; True if they did."""
-        import time
-
         now = clock or time.monotonic
         deadline = now() + timeout
         with self._cond:
-            while any(self._pending(lane) for lane in self._lanes):
-                left = deadline - now()
-                if left <= 0:
-                    return False
-                self._cond.wait(timeout=min(left, 0.05))
+            self._hurry += 1
+            self._cond.notify_all()
+            try:
+                while any(self._pending(lane) for lane in self._lanes):
+                    left = deadline - now()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(timeout=min(left, 0.05))
+            finally:
+                self._hurry -= 1
         return True
 
     # -- closing ------------------------------------------------------------------------------

@@ -458,3 +458,25 @@ def test_a_buffer_that_cannot_be_opened_drops_records_counted_and_decisions_go_o
         f"audit log not written: audit buffer {tmp_path / 'buffer'}: another gatectl process"
         " uses it (decisions go on; records are dropped)"
     ]
+
+
+def test_records_of_a_pass_are_delivered_together_and_flush_does_not_wait_out_the_linger(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    """One delivery (one fsync, one cursor write) for a pass's records, not one each."""
+    batches: list[int] = []
+
+    class Counting(FileSink):
+        def deliver(self, lines: Any) -> None:
+            batches.append(len(lines))
+            super().deliver(lines)
+
+    log = tmp_path / "audit.jsonl"
+    audit = open_log(tmp_path, [Counting(log)], recorder, linger=3600.0)
+    for n in range(300):
+        audit.append(record(n))
+    assert batches == []  # gathering, not one delivery per record
+    assert audit.flush(timeout=60)  # and a flush (close, the end of --once) does not wait
+    audit.close()
+    assert batches == [300]
+    assert verify(lines_of(log)).records == 300
