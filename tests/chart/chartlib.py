@@ -43,6 +43,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "leaderElection": {"enabled": False},
         "replicaCount": 1,
     },
+    "sharded": {
+        "sharding": {"enabled": True},
+        "replicaCount": 3,
+        "prometheusRule": {"enabled": True},
+    },
 }
 
 

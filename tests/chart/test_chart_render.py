@@ -136,8 +136,11 @@ def test_leases_are_granted_only_in_the_release_namespace(chart: Any) -> None:
             continue
         (role,) = lease_roles
         assert role["metadata"]["namespace"] == NAMESPACE
+        sharded = values.get("sharding", {}).get("enabled", False)
         assert grants(role["rules"]) == {
-            ("coordination.k8s.io", "leases"): {"get", "create", "update"}
+            ("coordination.k8s.io", "leases"): (
+                {"list", "create", "update"} if sharded else {"get", "create", "update"}
+            )
         }
         for cluster_role in of_kind(manifests, "ClusterRole"):
             assert ("coordination.k8s.io", "leases") not in grants(cluster_role["rules"])

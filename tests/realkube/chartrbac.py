@@ -170,6 +170,7 @@ def install(
     *,
     scope: str,
     missing: Rule | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Install:
     """Render and apply the chart's RBAC and ServiceAccount for a new release in ``scope``.
 
@@ -187,6 +188,7 @@ def install(
         values = {"extraArgs": ["--selector", f"gatectl.io/test={release}"]}
     else:
         raise ValueError(f"scope {scope!r}")
+    values.update(extra or {})  # e.g. {"sharding": {"enabled": True}}
     manifests = render_chart(chart, values, release=release, namespace=namespace)
     applied = without_rule(manifests, missing) if missing else manifests
     admin = load_api_client(kubeconfig=str(plane.kubeconfig))

@@ -14,6 +14,8 @@ Lease, read back with the admin client.
 - ``running``: the long-running controller with leader election: it takes the
   Lease and renews it, and a gate created after it started (the watch) gets
   a status.
+- ``sharded``: the long-running controller with ``sharding.enabled``: it holds
+  its own Lease, publishes its view in it, and the late gate gets a status.
 - ``conflict``: ``KubeStore`` in this process with the ServiceAccount's
   client: a status write loses a race to an edit (409), and the store reads
   the gate again.
@@ -41,11 +43,21 @@ from e2e.kube_support import (
 from kubeapi.fixtures import KubeTarget
 
 from gatectl.adapters.kube import SECRETS, load_api_client
+from gatectl.adapters.kube.membership import lease_name
 from gatectl.engine.kubestore import KubeStore
 from gatectl.errors import ConflictError, NotFoundError
 from realkube.chartrbac import Install
 
-__all__ = ["WORKFLOW", "Outcome", "admin_api", "conflict", "first_pass", "gate", "running"]
+__all__ = [
+    "WORKFLOW",
+    "Outcome",
+    "admin_api",
+    "conflict",
+    "first_pass",
+    "gate",
+    "running",
+    "sharded",
+]
 
 WORKFLOW = "rbac"
 ROUTE = {
@@ -215,6 +227,54 @@ def running(
         lease = _lease(api, inst)  # before a clean stop releases it
     outcome = _read(api, Outcome(process.log()), inst, ("late",))
     outcome.leader, outcome.lease = leader, lease
+    return outcome
+
+
+def sharded(inst: Install, api: Api, prometheus: str, tmp_path: Path) -> Outcome:
+    """``sharding.enabled``: the controller until its own Lease carries its view and the late
+    gate has a status, or until it has logged four 403s (two seconds of Lease rounds).
+
+    ``Outcome.lease`` is then the whole shard Lease (``None``: there is none).
+    """
+    seed_traffic(api)
+    args = inst.deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    name = lease_name(args[args.index("--lease-name") + 1], inst.identity)
+
+    def lease() -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = api.leases.get(name, namespace=inst.namespace)
+        except NotFoundError:
+            return None
+        return found
+
+    def published() -> bool:
+        meta = (lease() or {}).get("metadata") or {}
+        return "gatectl.io/shard-view" in (meta.get("annotations") or {})
+
+    with inst.controller(prometheus_url=prometheus, log_path=tmp_path / "run.log") as process:
+
+        def denied(times: int = 1) -> bool:
+            return len(Outcome(process.log()).forbidden()) >= times
+
+        wait_for(
+            lambda: is_ready(process) or denied(),
+            timeout=60,
+            what="the controller ready",
+            context=process.log,
+        )
+        api.create(gate(inst, "late"))
+        wait_for(
+            lambda: denied() or (published() and bool(api.status("late"))),
+            timeout=60,
+            what="the shard Lease's view and the late gate's status, or a 403",
+            context=process.log,
+        )
+        if denied():  # a replica that keeps running without it: a few more rounds
+            wait_for(lambda: denied(4), timeout=30, what="four 403s", context=process.log)
+        leader = metric_value(process, "gatectl_leader")
+        held = lease()
+    outcome = _read(api, Outcome(process.log()), inst, ("late",))
+    outcome.leader, outcome.lease = leader, held
     return outcome
 
 
