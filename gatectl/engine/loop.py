@@ -293,6 +293,7 @@ def _sharding(
 
     def release() -> None:
         stop.set()
+        members.wake()
         thread.join(timeout=timing["retry_period"] + 35.0)
         members.release()
 

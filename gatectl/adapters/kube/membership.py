@@ -122,6 +122,7 @@ class ShardLease:
         self._seen: dict[str, tuple[tuple[Any, ...], datetime]] = {}
         self._live: dict[str, View | None] = {}
         self._released = False
+        self._wake = threading.Event()
 
     # -- what the engine reads and asks -------------------------------------------------------
 
@@ -129,6 +130,7 @@ class ShardLease:
         """Carry ``view`` (numbered ``seq``, increasing) from the next renewal on."""
         with self._lock:
             self._want = (seq, tuple(view))
+        self._wake.set()  # a new view is written now, not a retry period later
 
     def snapshot(self) -> Membership:
         """Who is live now, and what each published."""
@@ -244,14 +246,22 @@ class ShardLease:
         except ClusterError as error:
             log.warning("could not release shard lease %s/%s: %s", self.namespace, self.name, error)
 
+    def wake(self) -> None:
+        """Start the next round now (a new view to publish, or ``stop`` was set)."""
+        self._wake.set()
+
     def run(self, *, stop: threading.Event) -> None:
-        """``step`` every ``retry_period`` until ``stop`` (not released: see ``release``)."""
+        """``step`` every ``retry_period``, or at once on ``wake``, until ``stop``.
+
+        Not released on the way out: see ``release``.
+        """
         while not stop.is_set():
+            self._wake.clear()
             try:
                 self.step()
             except Exception:  # a bug must not stop the renewals silently
                 log.exception("shard lease %s/%s: round failed (a bug)", self.namespace, self.name)
-            stop.wait(self.retry_period)
+            self._wake.wait(self.retry_period)
 
     def start(self, *, stop: threading.Event) -> threading.Thread:
         """``run`` in a daemon thread (already started)."""
