@@ -1,0 +1,264 @@
+"""Shards at fleet size: three ``gatectl run --kubernetes --sharding`` processes share N gates.
+
+A real Prometheus is backfilled with N workflows (``fleet.history``), N
+ReleaseGates are put in the project's test API server (in this process, as
+``fleet.py`` does), and ``--replicas`` processes of ``gatectl run --kubernetes
+--sharding`` start, each with its own Lease. Then:
+
+1. once every gate has a status: each replica's share (``status.controller``),
+   and how long the first full coverage took;
+2. once the first promotions happened, one replica is SIGKILLed (no release);
+   the takeover time is from the kill until the survivors' logs both say they
+   act on every gate key their view of the survivors gives them, with none
+   waiting for a hand-over (their Lease rounds poll; the lease is 15 s);
+3. after every gate has taken its next step (or ``--after-kill`` seconds),
+   double steps: a (gate, share -> next share) promotion logged twice across
+   all replicas' logs, or a gate whose history does not move one step at a
+   time at least a promotion window apart. Must be 0.
+
+    .venv/bin/python benchmarks/fleet_shards.py [--gates 30000] [--replicas 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fleet import (
+    KubeAPIServer,
+    _crd,
+    cpu_seconds,
+    free_port,
+    history,
+    peak_rss_mb,
+    releasegate,
+)
+
+from gatectl.core.timeparse import parse_time
+from gatectl.demo.localprom import LocalPrometheus, find_binaries
+
+STEPS = (0.05, 0.25, 0.5, 1.0)
+WINDOW = 120.0  # seconds: each step's promotion window
+INTERVAL = 10  # seconds: evaluation_interval
+POLL = 2.0
+SHARE_LINE = re.compile(
+    r"shard: live (?P<live>\S+); acting on (?P<acting>\d+) of the (?P<owned>\d+) gate keys"
+    r" given to (?P<me>\S+) \((?P<waiting>\d+) waiting"
+)
+
+
+def gate(i: int) -> dict[str, Any]:
+    body = releasegate(i)
+    body["spec"].update(
+        canary_traffic=STEPS[0],
+        steps=list(STEPS),
+        promotion_window=f"{WINDOW:g}s",
+        evaluation_interval=f"{INTERVAL}s",
+        confidence="off",  # point values: this measures the shards, not the bounds
+        exposure={"enabled": False},  # the backfill has no baseline track
+    )
+    return body
+
+
+def replica(
+    identity: str, server: KubeAPIServer, prom: str, log: Path, extra: list[str]
+) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "gatectl", "run", "--kubernetes"),
+                *("--kubeconfig", server.kubeconfig_path, "--prometheus-url", prom),
+                *("--sharding", "--identity", identity, "--lease-namespace", "default"),
+                *("--tick", "2", "--metrics-address", f"127.0.0.1:{free_port()}"),
+                *("--log-format", "json"),
+                *extra,
+            ],
+            stdout=out,
+            stderr=out,
+        )
+
+
+def lines(log: Path, having: str) -> list[dict[str, Any]]:
+    """The JSON log lines of ``log`` that contain ``having`` (cheap before parsing)."""
+    found = []
+    for text in log.read_text(errors="replace").splitlines():
+        if having not in text:
+            continue
+        try:
+            body = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(body, dict):
+            found.append(body)
+    return found
+
+
+def statuses(server: KubeAPIServer) -> dict[str, dict[str, Any]]:
+    items = server.list("gatectl.io/v1alpha1", "releasegates")
+    return {o["metadata"]["name"]: o.get("status") or {} for o in items}
+
+
+def taken_over(logs: dict[str, Path], survivors: list[str], keys: int) -> bool:
+    """Both survivors act on all they own under a view of the survivors, and that is all."""
+    owned = 0
+    for name in survivors:
+        last = None
+        for body in lines(logs[name], "shard: live"):
+            match = SHARE_LINE.search(str(body.get("msg", "")))
+            if match:
+                last = match
+        if last is None or last["live"] != ",".join(survivors) or last["waiting"] != "0":
+            return False
+        owned += int(last["owned"])
+    return owned == keys
+
+
+def double_steps(logs: dict[str, Path], final: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    """(gates with a promotion logged twice or a bad history, promotions logged in all)."""
+    logged: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for log in logs.values():
+        for body in lines(log, '"promote"'):
+            promote = body.get("msg") == "decision" and body.get("decision") == "promote"
+            if promote and body["share"] != body["next_share"]:
+                logged[body["gate"]].append((body["share"], body["next_share"]))
+    chain = list(itertools.pairwise(STEPS))
+    bad = {key for key, moves in logged.items() if len(set(moves)) != len(moves)}
+    now = datetime.now(UTC)
+    for name, status in final.items():
+        moves = [
+            (h["share"], h["nextShare"], parse_time(str(h["time"]), now=now))
+            for h in status.get("history") or []
+            if h.get("action") == "promote" and h.get("nextShare") != h.get("share")
+        ]
+        if [m[:2] for m in moves] != chain[: len(moves)] or any(
+            (b[2] - a[2]).total_seconds() < WINDOW for a, b in itertools.pairwise(moves)
+        ):
+            bad.add(f"default/{name}")
+    return len(bad), sum(len(v) for v in logged.values())
+
+
+def wait(what: str, probe: Any, timeout: float) -> float:
+    started = time.monotonic()
+    while not probe():
+        if time.monotonic() - started > timeout:
+            sys.exit(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(POLL)
+    return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--gates", type=int, default=30_000)
+    parser.add_argument("--replicas", type=int, default=3)
+    parser.add_argument("--after-kill", type=float, default=600.0, help="at most, seconds")
+    parser.add_argument("--keep", action="store_true", help="keep the logs (printed path)")
+    parser.add_argument(
+        "--kube-api-qps", default=None, help="passed to gatectl run (default: its own)"
+    )
+    args = parser.parse_args()
+    extra = ["--kube-api-qps", args.kube_api_qps] if args.kube_api_qps is not None else []
+    found = find_binaries()
+    if found is None:
+        print("needs prometheus and promtool (apt-get install prometheus)", file=sys.stderr)
+        return 2
+    n = args.gates
+    tmp = Path(tempfile.mkdtemp(prefix="fleet-shards-"))
+    now = float(int(time.time()) // 60 * 60)
+    prometheus = LocalPrometheus(tmp / "prometheus", binary=found[0], promtool=found[1])
+    started = time.perf_counter()
+    prometheus.backfill(history(n, now=now, hours=0.5, ahead=1.0))
+    prometheus.start()
+    print(f"{n} workflows backfilled in {time.perf_counter() - started:.0f}s", flush=True)
+    names = [f"replica-{i}" for i in range(args.replicas)]
+    logs = {name: tmp / f"{name}.log" for name in names}
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        with KubeAPIServer(history=1_000) as server:
+            server.put("apiextensions.k8s.io/v1", "customresourcedefinitions", _crd())
+            for i in range(n):
+                server.put("gatectl.io/v1alpha1", "releasegates", gate(i))
+            for name in names:
+                processes[name] = replica(name, server, prometheus.url, logs[name], extra)
+
+            def covered() -> bool:
+                return all(s.get("controller") for s in statuses(server).values())
+
+            first = wait("every gate written", covered, timeout=1800)
+            shares = Counter(s["controller"] for s in statuses(server).values())
+            print(f"every gate has a status after {first:.0f}s: {dict(shares)}", flush=True)
+            wait(
+                "a first promotion",
+                lambda: any(s.get("step", 0) >= 2 for s in statuses(server).values()),
+                timeout=WINDOW * 4,
+            )
+            at_kill = statuses(server)
+            victim = names[1]
+            rss = {name: peak_rss_mb(p.pid) for name, p in processes.items()}
+            cpu = {name: cpu_seconds(p.pid) for name, p in processes.items()}
+            processes[victim].kill()
+            processes[victim].wait()
+            print(f"{victim} SIGKILLed", flush=True)
+            survivors = [name for name in names if name != victim]
+            took = wait(
+                "the survivors to take over",
+                lambda: taken_over(logs, survivors, n),
+                timeout=120,
+            )
+            print(f"taken over {took:.1f}s after the kill", flush=True)
+            behind = {k for k, s in at_kill.items() if s.get("step", 0) < len(STEPS)}
+
+            def stepped() -> bool:
+                now_ = statuses(server)
+                return all(now_[k].get("step", 0) > at_kill[k].get("step", 0) for k in behind)
+
+            try:
+                after = wait("every gate's next step", stepped, timeout=args.after_kill)
+                print(f"every unfinished gate took its next step {after:.0f}s after", flush=True)
+            except SystemExit as stop:
+                print(f"{stop}: counting what was done", flush=True)
+            for name in survivors:
+                processes[name].terminate()
+                processes[name].wait(timeout=120)
+            final = statuses(server)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+        prometheus.stop()
+    doubles, promotions = double_steps(logs, final)
+    moved = Counter(
+        final[k].get("controller") for k, s in at_kill.items() if s.get("controller") == victim
+    )
+    print()
+    print("| replica | gates | share | peak RSS MB | CPU s (to the kill) |")
+    print("|---|---:|---:|---:|---:|")
+    for name in names:
+        print(
+            f"| {name} | {shares[name]:,} | {100 * shares[name] / n:.1f} % | {rss[name]:.0f} |"
+            f" {cpu[name]:.0f} |"
+        )
+    print()
+    print(f"gates: {n:,}; first full coverage: {first:.0f} s; killed: {victim}")
+    print(f"takeover after the SIGKILL: {took:.1f} s (lease 15 s, retry 2 s)")
+    print(f"the killed replica's gates last written by: {dict(moved)}")
+    print(f"promotions logged: {promotions:,}; double steps: {doubles}")
+    if args.keep:
+        print(f"logs: {tmp}")
+    return 1 if doubles else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
