@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -432,6 +433,9 @@ def command(args: argparse.Namespace) -> int:
         log.info("serving /metrics, /healthz, /readyz on %s", args.metrics_address)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    # A pass allocates many short-lived objects a gate: at CPython's default (700) the
+    # cyclic collector took a quarter to a third of a 3,000-gate pass's CPU; 20,000: 5 %.
+    gc.set_threshold(20_000, 20, 10)
     try:
         if args.once:
             if not leadership.leading():
