@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gatectl.errors import ClusterError, ConflictError
+from gatectl.errors import ClusterError, ConflictError, NotFoundError
 
 from .client import LEASES, NO_RETRY, ApiClient, Resources
 
@@ -185,6 +185,12 @@ class ShardLease:
             # the next list brings the current object, and the next renewal starts from it.
             with self._lock:
                 self._mine = None
+            return False
+        except NotFoundError:
+            # Deleted under us: the others count this replica gone at once, so it stops
+            # acting now (not at the renew deadline) and is created again next round.
+            with self._lock:
+                self._mine, self._last_renew = None, None
             return False
         except ClusterError as error:
             log.warning("shard lease %s/%s: %s", self.namespace, self.name, error)

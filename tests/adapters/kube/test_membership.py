@@ -102,3 +102,17 @@ def test_a_restarted_replica_takes_its_own_lease_back(kube_api: KubeTarget) -> N
     again.observe()
     assert again.renew() is True
     assert again.holding()
+
+
+def test_a_lease_deleted_under_its_holder_is_created_again(kube_api: KubeTarget) -> None:
+    clock = FakeClock()
+    a = member(kube_api, "a", clock)
+    a.publish(1, ("a",))
+    a.step()
+    kube_api.resources(LEASES).delete(a.name, namespace=kube_api.namespace)
+    assert a.renew() is False  # 404
+    assert not a.holding()  # the others count it gone: it stops acting now
+    assert a.renew() is True
+    assert a.holding()
+    body = kube_api.resources(LEASES).get(a.name, namespace=kube_api.namespace)
+    assert body["metadata"]["annotations"]["gatectl.io/shard-view"] == '["a"]'
