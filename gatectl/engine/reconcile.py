@@ -285,23 +285,25 @@ class Controller:
             self.audit.sync()
         return report
 
-    async def _each(self, step: Callable[[_T], Awaitable[_R]], items: list[_T]) -> list[_R]:
+    async def _each(self, step: Callable[[_T], Awaitable[_R]], items: list[_T]) -> list[_R | None]:
         """``step`` for every item: one after another inline, all at once on a pool.
 
         Returns when every step has finished (a pool's workers bound how many
-        writes are in flight). A step catches its gate's failures itself; one
-        that escapes anyway is a bug, logged, and the others go on.
+        writes are in flight). A step catches its gate's failures itself; on a
+        pool, one that escapes anyway is a bug: logged, that item's result is
+        None, and the others go on.
         """
         if not self.io.concurrent:
             return [await step(item) for item in items]
-        results = await asyncio.gather(*(step(item) for item in items), return_exceptions=True)
-        done: list[_R] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                log.error("a gate's step failed (a bug)", exc_info=result)
-                continue
-            done.append(result)
-        return done
+
+        async def guarded(item: _T) -> _R | None:
+            try:
+                return await step(item)
+            except Exception:
+                log.exception("a gate's step failed (a bug)")
+                return None
+
+        return list(await asyncio.gather(*(guarded(item) for item in items)))
 
     async def _prepare(
         self, entry: GateEntry, gate: Gate, now: datetime, report: TickReport
@@ -333,7 +335,7 @@ class Controller:
         observed: dict[str, Any] = {}
         read = [(entry.key, gate) for entry, gate, _ in work if _reads_secrets(gate)]
         found = await self._each(self._credentials, [gate for _, gate in read])
-        secrets = dict(zip((key for key, _ in read), found, strict=True))
+        secrets = {key: creds for (key, _), creds in zip(read, found, strict=True) if creds}
         for entry, gate, status in work:
             creds = secrets.get(entry.key) or self.clients.credentials_for(gate)
             window = evaluation_window(gate.spec, started_at=status.step_started_at, now=now)
