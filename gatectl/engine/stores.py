@@ -272,7 +272,7 @@ class FileStore:
         self.state = StateStore(path)
         if identity is None:
             log.warning("%s was deleted while the controller ran: written again from memory", name)
-            self.state.restore(list(self._rows.values()), self._journal)
+            self.state.restore([self._whole(row) for row in self._rows.values()], self._journal)
         else:
             log.warning("%s was replaced while the controller ran: reading it again", name)
         self._version = None
@@ -289,6 +289,8 @@ class FileStore:
         cached = self._verdicts.get(key)
         if cached is not None and cached[0] == basis:
             return cached[1]
+        if row is not None and row.status is None and row.checksum is not None:
+            row = self._rows[key] = next(iter(self.state.rows([key])), row)
         verdict = judge_row(
             row,
             self._journal.get(key, []),
@@ -363,6 +365,15 @@ class FileStore:
         held = Held(message=message, share=None, new=new)
         return GateEntry(key, namespace, name, gate, error, {"phase": "Invalid"}, held=held)
 
+    def _whole(self, row: Row) -> Row:
+        """``row`` with its status text (the store is gone: rebuilt from what was written)."""
+        cached = self._verdicts.get(row.key)
+        if row.status is not None or row.checksum is None or cached is None:
+            return row
+        if cached[0][0] != row.rev or not isinstance(cached[1], Mapping):
+            return row
+        return replace(row, status=canonical(cached[1]))
+
     def _remember(self, key: str, rev: int, **changes: Any) -> None:
         """Our own write: the cached row follows it, unless another process wrote in between."""
         old = self._rows.get(key) or Row(key, 0, None, None, None, None, None)
@@ -421,8 +432,9 @@ class FileStore:
             self._version = None
             raise
         for (write, entry, body), rev in zip(statuses, revs, strict=True):
-            text = write.text
-            self._remember(write.key, rev, status=text, checksum=checksum(text), hold=None)
+            # The text is not kept: its status is (as the verdict), and 10,000 gates'
+            # texts would be 60 MB. A row judged again is read again (``_whole``).
+            self._remember(write.key, rev, status=None, checksum=checksum(write.text), hold=None)
             self._verdicts[write.key] = ((rev, id(entry.gate)), body)
 
     def close(self) -> None:

@@ -434,3 +434,20 @@ def test_a_controller_pass_over_the_file_store_commits_its_writes_before_it_retu
     other.close()
     store.close()
     assert [(s["step"], s["message"].split(":")[0]) for s in stored] == [(1, "warming up")] * 3
+
+
+def test_statuses_written_then_policies_edited_are_judged_again_from_the_store(
+    tmp_path: Path,
+) -> None:
+    """The store keeps no status text after a write; a gate judged again reads its row."""
+    directory = policies(tmp_path / "p", 3)
+    store = FileStore(directory, tmp_path / "state.db", clock=clock)
+    entries = fill(store)
+    store.write_status(entries[1], status(2, 0.25))
+    store.flush()
+    assert all(row.status is None for row in store._rows.values())  # 3 texts not held twice
+    for path in directory.iterdir():  # an edit: new Gate objects, every verdict made again
+        path.write_text(path.read_text() + "\n")
+    again = store.list_gates()
+    assert [(e.held, e.status["step"]) for e in again] == [(None, 1), (None, 2), (None, 1)]
+    store.close()
