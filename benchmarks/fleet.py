@@ -10,7 +10,8 @@ this process's threads so that it can count the requests it serves). Then:
 1. ``gatectl run --once`` as a subprocess: wall seconds (process start and
    the first pass, which creates every status), peak RSS (``wait4``);
 2. ``gatectl run`` (``--tick`` = the gates' ``evaluation_interval``, so every
-   tick is a full pass), once every step is past its warm-up, for
+   tick is a full pass), from the first pass begun after every step is past
+   its warm-up, for
    ``--passes`` passes: seconds, CPU seconds and Prometheus queries per pass
    (its own ``/metrics``, read every 15 s as a Prometheus would scrape it, gzip
    accepted), status writes per pass, peak RSS (``VmHWM``), ``/metrics`` bytes
@@ -261,7 +262,8 @@ def run_loop(
     url = f"http://{address}"
     with running(mode, prom, log, address) as process:
         before: dict[str, float] | None = None
-        deadline = time.monotonic() + SETTLE + 60 + passes * (INTERVAL + 120)
+        warm: float | None = None
+        deadline = time.monotonic() + SETTLE + 300 + passes * (INTERVAL + 120)
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 sys.exit(f"gatectl run exited {process.returncode}; see {log}")
@@ -271,8 +273,9 @@ def run_loop(
                 time.sleep(POLL)
                 continue
             count = values.get("gatectl_evaluation_duration_seconds_count", 0.0)
-            settled = time.monotonic() - since >= SETTLE  # past every step's warm-up
-            if before is None and count >= 1 and settled:
+            if warm is None and time.monotonic() - since >= SETTLE:
+                warm = count  # every step is past its warm-up; the pass under way may not be
+            if before is None and warm is not None and count > warm:
                 before = dict(values, writes=mode.writes(), cpu=cpu_seconds(process.pid))
             if (
                 before is not None
