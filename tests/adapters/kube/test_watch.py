@@ -62,7 +62,9 @@ def test_expired_resource_version_relists_and_reports_what_was_missed(
     configmaps.create(configmap("changed"), namespace=ns)
     configmaps.create(configmap("same"), namespace=ns)
     watcher = Watcher(configmaps, namespace=ns, timeout_seconds=1)
-    assert len(list(watcher.events(max_iterations=1))) == 3
+    listed = list(watcher.events(max_iterations=1))
+    assert len(listed) == 3
+    rv_of = {e.object["metadata"]["name"]: e.object["metadata"]["resourceVersion"] for e in listed}
     configmaps.delete("gone", namespace=ns)
     configmaps.patch("changed", {"data": {"v": "2"}}, namespace=ns)
     configmaps.create(configmap("new"), namespace=ns)
@@ -70,6 +72,12 @@ def test_expired_resource_version_relists_and_reports_what_was_missed(
     events = list(watcher.events(max_iterations=2))  # watch -> 410, then relist
     assert sorted(names(events)) == [("ADDED", "new"), ("DELETED", "gone"), ("MODIFIED", "changed")]
     assert watcher.relists == 2
+    (deleted,) = [e for e in events if e.type == "DELETED"]
+    # the watcher keeps resourceVersions, not copies of the objects: a relist's DELETED
+    # names the gone object and its last resourceVersion, nothing more
+    assert deleted.object == {
+        "metadata": {"name": "gone", "namespace": ns, "resourceVersion": rv_of["gone"]}
+    }
 
 
 def test_watch_from_compacted_version_streams_a_410_error_event(
