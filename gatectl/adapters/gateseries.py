@@ -4,7 +4,7 @@
 would cost a kilobyte each; rendered to text at every decision (as gatectl did
 before) they cost 100-200 us a decision and 130 MB held. Here a gate is one
 small immutable ``GateRecord`` (its escaped labels, the decision's scalars, the
-check samples, two counter vectors), replaced whole at each decision, so a
+check results, two counter vectors), replaced whole at each decision, so a
 reader sees the old gate or the new one. ``render`` writes the exposition text
 family by family, a chunk of gates at a time, from a snapshot of the records:
 a scrape never builds the whole text, and a decision never renders anything.
@@ -36,7 +36,7 @@ __all__ = [
     "ERROR_REASONS",
     "GATE_FAMILIES",
     "GateRecord",
-    "check_samples",
+    "check_family",
     "decided",
     "errored",
     "first_sight",
@@ -205,7 +205,6 @@ _STATESETS = 2  # decision, phase
 _SCALARS = 7  # share, step, samples, exposure, window, inconclusive, last evaluation
 _CHECKS = 7  # value, lower, upper, threshold, passing, no data, fired
 _NO_SCALARS: tuple[float | None, ...] = (None,) * _SCALARS
-_NO_CHECKS: tuple[Samples, ...] = ((),) * _CHECKS
 
 
 @lru_cache(maxsize=1 << 16)
@@ -226,7 +225,9 @@ class GateRecord:
     decision: str | None = None
     phase: str | None = None
     scalars: tuple[float | None, ...] = _NO_SCALARS
-    checks: tuple[Samples, ...] = _NO_CHECKS
+    checks: tuple[CheckResult, ...] = ()
+    """The decision's own check results (shared with it, not copied): their samples are
+    made when scraped (``check_family``)."""
     evaluations: tuple[float, ...] = (0.0,) * len(DECISIONS)
     errors: tuple[float, ...] = (0.0,) * len(ERROR_REASONS)
 
@@ -243,7 +244,7 @@ class GateRecord:
             return () if number is None else (((), number),)
         index -= _SCALARS
         if index < _CHECKS:
-            return self.checks[index]
+            return check_family(index, self.checks)
         counts, names = (
             (self.evaluations, DECISIONS) if index == _CHECKS else (self.errors, ERROR_REASONS)
         )
@@ -263,36 +264,32 @@ def _number(value: float | bool | None) -> float | None:
     return None if math.isnan(number) else number
 
 
-def check_samples(checks: Iterable[CheckResult]) -> tuple[Samples, ...]:
-    """The per-check families' samples that ``checks`` imply, in ``GATE_FAMILIES`` order."""
-    value: list[tuple[Extra, float]] = []
-    lower: list[tuple[Extra, float]] = []
-    upper: list[tuple[Extra, float]] = []
-    threshold: list[tuple[Extra, float]] = []
-    passing: list[tuple[Extra, float]] = []
-    no_data: list[tuple[Extra, float]] = []
-    fired: list[tuple[Extra, float]] = []
+def check_family(which: int, checks: Iterable[CheckResult]) -> Samples:
+    """One per-check family's samples (``which``: value, lower, upper, threshold, passing,
+    no data, fired) that ``checks`` imply."""
+    out: list[tuple[Extra, float]] = []
     for check in checks:
-        metric = _key(check.metric)
         missing = check.result == "no_data"
-        number = None if missing else _number(check.value)
-        if number is not None:
-            value.append((metric, number))
-        if check.interval is not None and not missing:
-            lower.append((metric, check.interval.lower))
-            upper.append((metric, check.interval.upper))
-        limit = _number(check.threshold)
-        if limit is not None:
-            threshold.append((_key(check.metric, check.kind, check.condition), limit))
-        no_data.append((_key(check.metric, check.kind), 1.0 if missing else 0.0))
-        if check.kind == "criterion":
-            if not missing:
-                passing.append((metric, 1.0 if check.result == "pass" else 0.0))
-        else:
-            fired.append((_key(check.condition), 1.0 if check.result == "fired" else 0.0))
-    return tuple(
-        _unique(part) for part in (value, lower, upper, threshold, passing, no_data, fired)
-    )
+        if which == 0:  # value
+            number = None if missing else _number(check.value)
+            if number is not None:
+                out.append((_key(check.metric), number))
+        elif which in (1, 2):  # lower, upper bound
+            if check.interval is not None and not missing:
+                bound = check.interval.lower if which == 1 else check.interval.upper
+                out.append((_key(check.metric), bound))
+        elif which == 3:  # threshold
+            limit = _number(check.threshold)
+            if limit is not None:
+                out.append((_key(check.metric, check.kind, check.condition), limit))
+        elif which == 4:  # passing
+            if check.kind == "criterion" and not missing:
+                out.append((_key(check.metric), 1.0 if check.result == "pass" else 0.0))
+        elif which == 5:  # no data
+            out.append((_key(check.metric, check.kind), 1.0 if missing else 0.0))
+        elif check.kind != "criterion":  # fired
+            out.append((_key(check.condition), 1.0 if check.result == "fired" else 0.0))
+    return _unique(out)
 
 
 def _unique(samples: list[tuple[Extra, float]]) -> Samples:
@@ -322,7 +319,7 @@ def decided(old: GateRecord, decision: Decision, phase: str) -> GateRecord:
         decision=decision.action.value,
         phase=phase,
         scalars=scalars,
-        checks=check_samples((*decision.criteria, *decision.triggers)),
+        checks=(*decision.criteria, *decision.triggers),
         evaluations=(*counts[:at], counts[at] + 1, *counts[at + 1 :]),
         errors=old.errors,
     )
@@ -338,7 +335,7 @@ def errored(old: GateRecord, reason: str, *, phase: str | None = None) -> GateRe
         decision=old.decision,
         phase=old.phase if phase is None else phase,
         scalars=old.scalars,
-        checks=old.checks if phase is None else _NO_CHECKS,
+        checks=old.checks if phase is None else (),
         evaluations=old.evaluations,
         errors=(*counts[:at], counts[at] + 1, *counts[at + 1 :]),
     )
