@@ -206,3 +206,20 @@ def test_a_freshness_answer_that_cannot_be_read_is_an_error_for_every_gate_in_it
     for key in ("default/a", "default/b"):
         freshness = observed[key].freshness  # type: ignore[attr-defined]
         assert (freshness.error, freshness.newest_age_seconds) == (error, None)
+
+
+def test_rate_triggers_are_read_over_the_three_recent_windows() -> None:
+    g = gate("a", rollback_trigger=["exception_rate > 0.06"])
+    client = Answers({"exceptions": one(30), "requests": one(1000), "regressions": one(0)})
+    plans = [plan_gate(g, window_seconds=48 * 3600)]
+    observed = asyncio.run(observe(plans, client, at=AT))["default/a"]
+    # 12:00 UTC: the 1 h and 3 h windows start an hour / three hours back; the 9 h one at
+    # the multiple of 9 h since the epoch before the last (21,600 s past one at 12:00)
+    assert set(observed.recent) == {
+        "exception_rate",
+        "exception_rate@10800",
+        "exception_rate@32400",
+    }
+    assert observed.recent_seconds == 3600.0
+    for span in (3600, 10800, 32400 + 21600):
+        assert any(f"[{span}s]" in q for q in client.queries), span
