@@ -232,10 +232,15 @@ def main() -> int:
                 print(f"every unfinished gate took its next step {after:.0f}s after", flush=True)
             except SystemExit as stop:
                 print(f"{stop}: counting what was done", flush=True)
+            final = statuses(server)  # before the survivors stop: a pass may be under way
             for name in survivors:
                 processes[name].terminate()
-                processes[name].wait(timeout=120)
-            final = statuses(server)
+            for name in survivors:
+                try:
+                    processes[name].wait(timeout=300)
+                except subprocess.TimeoutExpired:
+                    print(f"{name} still in its pass 300 s after SIGTERM: killed", flush=True)
+                    processes[name].kill()
     finally:
         for process in processes.values():
             if process.poll() is None:

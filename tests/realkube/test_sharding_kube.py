@@ -159,7 +159,7 @@ def test_three_replicas_share_the_gates_and_a_killed_ones_move_with_no_step_twic
             return now if ok else None
 
         before = wait_for(
-            lambda: all_at_step(2), timeout=180, what="every gate at step 2", context=logs
+            lambda: all_at_step(2), timeout=400, what="every gate at step 2", context=logs
         )
         # Every gate has exactly one owner, the one rendezvous hashing gives it.
         assert {n: s.get("controller") for n, s in before.items()} == expected
@@ -174,7 +174,7 @@ def test_three_replicas_share_the_gates_and_a_killed_ones_move_with_no_step_twic
         after_owners = assign([(prometheus, w) for w in WORKFLOWS], survivors)
         done = wait_for(
             lambda: all_at_step(len(STEPS)),
-            timeout=240,
+            timeout=400,
             what="every gate promoted after the kill",
             context=logs,
         )
