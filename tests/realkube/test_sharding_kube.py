@@ -96,6 +96,8 @@ def decisions(log: str) -> list[dict[str, Any]]:
     return found
 
 
+# Leases of 10 s: shorter ones can expire on a loaded machine when a replica's renewals
+# are late, and a membership that flaps moves gates (safely) away from the owner expected.
 def test_three_replicas_share_the_gates_and_a_killed_ones_move_with_no_step_twice(
     real_kube: ControlPlane, prometheus: str, tmp_path: Path
 ) -> None:
@@ -119,11 +121,11 @@ def test_three_replicas_share_the_gates_and_a_killed_ones_move_with_no_step_twic
                 "--lease-namespace",
                 ns,
                 "--lease-duration",
-                "4",
+                "10",
                 "--renew-deadline",
-                "3",
+                "7",
                 "--retry-period",
-                "0.5",
+                "1",
             ],
         )
 
@@ -159,7 +161,7 @@ def test_three_replicas_share_the_gates_and_a_killed_ones_move_with_no_step_twic
             return now if ok else None
 
         before = wait_for(
-            lambda: all_at_step(2), timeout=400, what="every gate at step 2", context=logs
+            lambda: all_at_step(1), timeout=400, what="every gate with a status", context=logs
         )
         # Every gate has exactly one owner, the one rendezvous hashing gives it.
         assert {n: s.get("controller") for n, s in before.items()} == expected
@@ -167,10 +169,16 @@ def test_three_replicas_share_the_gates_and_a_killed_ones_move_with_no_step_twic
         assert all(count >= GATES_PER_WORKFLOW for count in shares.values()), shares
 
         victim = "shard-b"
-        processes[victim].kill()
+        moved = {n for n, r in expected.items() if r == victim}
+
+        def victim_promoted() -> bool:
+            now = statuses()
+            return all(now[n].get("step", 0) >= 2 for n in moved)
+
+        wait_for(victim_promoted, timeout=400, what="the victim's gates at step 2", context=logs)
+        processes[victim].kill()  # mid-rollout: its gates have two steps to go
         at_kill = statuses()  # the killed replica writes nothing more
         survivors = [r for r in REPLICAS if r != victim]
-        moved = {n for n, r in expected.items() if r == victim}
         after_owners = assign([(prometheus, w) for w in WORKFLOWS], survivors)
         done = wait_for(
             lambda: all_at_step(len(STEPS)),
