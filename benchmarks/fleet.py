@@ -93,7 +93,8 @@ def releasegate(i: int) -> dict[str, Any]:
             "promotion_window": "1h",
             "evaluation_interval": f"{INTERVAL}s",
             "min_samples": 10,
-            "prometheus": {"scrape_interval": "1m"},  # as backfilled
+            # as backfilled; a query may take long on a loaded machine (no data otherwise)
+            "prometheus": {"scrape_interval": "1m", "timeout": "60s"},
             "success_criteria": {"exception_rate": "<= 0.04", "critical_regressions": "== 0"},
             "rollback_trigger": ["exception_rate > 0.06", "critical_regressions > 0"],
             "traffic": {"kind": "none"},
