@@ -56,6 +56,7 @@ def test_public_names_are_exported() -> None:
             "events",
             "identity",
             "leader",
+            "membership",
             "ratelimit",
             "retry",
             "watch",
