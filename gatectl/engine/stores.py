@@ -299,6 +299,8 @@ class FileStore:
             now=self.clock(),
         )
         self._verdicts[key] = (basis, verdict)
+        if isinstance(verdict, Mapping) and row is not None and row.status is not None:
+            self._rows[key] = replace(row, status=None)  # kept once: parsed, as the verdict
         return verdict
 
     def list_gates(self) -> list[GateEntry]:
@@ -372,7 +374,8 @@ class FileStore:
             return row
         if cached[0][0] != row.rev or not isinstance(cached[1], Mapping):
             return row
-        return replace(row, status=canonical(cached[1]))
+        text = canonical(cached[1])
+        return replace(row, status=text, checksum=checksum(text))
 
     def _remember(self, key: str, rev: int, **changes: Any) -> None:
         """Our own write: the cached row follows it, unless another process wrote in between."""
@@ -433,7 +436,7 @@ class FileStore:
             raise
         for (write, entry, body), rev in zip(statuses, revs, strict=True):
             # The text is not kept: its status is (as the verdict), and 10,000 gates'
-            # texts would be 60 MB. A row judged again is read again (``_whole``).
+            # texts would be 35-60 MB. A row judged again is read again (``_verdict``).
             self._remember(write.key, rev, status=None, checksum=checksum(write.text), hold=None)
             self._verdicts[write.key] = ((rev, id(entry.gate)), body)
 

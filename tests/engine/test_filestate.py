@@ -451,3 +451,14 @@ def test_statuses_written_then_policies_edited_are_judged_again_from_the_store(
     again = store.list_gates()
     assert [(e.held, e.status["step"]) for e in again] == [(None, 1), (None, 2), (None, 1)]
     store.close()
+    reopened = FileStore(directory, tmp_path / "state.db", clock=clock)  # judged from the store
+    assert [e.status["step"] for e in reopened.list_gates()] == [1, 2, 1]
+    assert all(row.status is None for row in reopened._rows.values())
+    for path in directory.iterdir():
+        path.write_text(path.read_text() + "\n")
+    assert [(e.held, e.status["step"]) for e in reopened.list_gates()] == [
+        (None, 1),
+        (None, 2),
+        (None, 1),
+    ]
+    reopened.close()
