@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from gatectl.adapters.kube.membership import Membership
 from gatectl.engine.shards import ShardKey, owner
 from gatectl.engine.stores import GateEntry, Store
+from gatectl.engine.workers import runner_of
 
 __all__ = ["WRITER_FIELD", "Members", "Shard", "ShardedStore", "shard_key"]
 
@@ -186,6 +187,8 @@ class ShardedStore:
         self.shard = shard
         self.default_url = default_url
         self.identity = identity
+        # The wrapped store's worker pool (Kubernetes writes off the event loop), if any.
+        self.io = runner_of(store)
 
     def list_gates(self) -> list[GateEntry]:
         """The gates of this replica's share (the share changes between ticks only)."""

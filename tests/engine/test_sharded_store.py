@@ -125,3 +125,18 @@ def test_writes_name_the_writer_and_reading_it_back_shows_no_difference() -> Non
     assert written.status == {"phase": "Progressing", "step": 1}
     (again,) = view.list_gates()
     assert again.status == {"phase": "Progressing", "step": 1}
+
+
+def test_the_wrapped_stores_worker_pool_still_carries_the_writes() -> None:
+    """--sharding over a Kubernetes store keeps its writes off the event loop."""
+    from gatectl.engine.workers import INLINE, WorkerPool, runner_of
+
+    pool = WorkerPool(2)
+    try:
+        store = FakeStore()
+        store.io = pool  # type: ignore[attr-defined]
+        members = FixedMembers("a", ("a",))
+        assert runner_of(sharded(store, members)) is pool
+        assert runner_of(sharded(FakeStore(), members)) is INLINE
+    finally:
+        pool.close()
