@@ -402,6 +402,7 @@ def command(args: argparse.Namespace) -> int:
         tenancy=tenancy,
         audit=audit,
         identity=_identity(args),
+        adopt_audit_heads=not args.sharding,
     )
     period = max(args.tick, 0.05)
 

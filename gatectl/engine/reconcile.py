@@ -170,8 +170,12 @@ class Controller:
         tenancy: Tenancy | None = None,
         audit: AuditLog | None = None,
         identity: str = "gatectl",
+        adopt_audit_heads: bool = True,
     ) -> None:
         self.store = store
+        self.adopt_audit_heads = adopt_audit_heads
+        """Continue the audit chain from the newest head in any gate's status (one active
+        replica); off with shards, where each replica keeps its own chain."""
         self.io: Runner = runner_of(store)
         """Where the store's and actuators' blocking calls run (the store's pool, or inline)."""
         self.audit = audit
@@ -427,6 +431,8 @@ class Controller:
 
         Another replica may have led since this one last did: its records are
         newer, and the chain goes on from the newest head any gate's status holds.
+        With shards several replicas write at once, so each keeps a chain of its own
+        (adopting another's head would fork it): ``adopt_audit_heads`` is off.
         """
         if self.audit is None:
             return
@@ -445,7 +451,7 @@ class Controller:
                 continue
             if newest is None or head["seq"] > newest.seq:
                 newest = Head(head["seq"], str(head.get("sha256")), f"status of {entry.key}")
-        if newest is not None:
+        if newest is not None and self.adopt_audit_heads:
             self.audit.adopt(newest)
 
     def _record_status(

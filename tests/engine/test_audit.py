@@ -480,3 +480,38 @@ def test_records_of_a_pass_are_delivered_together_and_flush_does_not_wait_out_th
     audit.close()
     assert batches == [300]
     assert verify(lines_of(log)).records == 300
+
+
+@pytest.mark.parametrize(
+    ("adopt", "first_seq"),
+    [
+        pytest.param(True, 501, id="one-active-replica-continues-the-newest-head-in-status"),
+        pytest.param(False, 1, id="a-shard-keeps-its-own-chain-and-forks-none"),
+    ],
+)
+def test_whose_chain_a_pass_continues(
+    tmp_path: Path, prometheus_url: str, adopt: bool, first_seq: int
+) -> None:
+    store, clock = FakeStore(), Clock()
+    store.add(gate("triage"))
+    store.add(gate("other", workflow="triage"))
+    # Another replica wrote "other" last: its status points at seq 500 of that replica's log.
+    store.statuses["default/other"] = {"audit": {"seq": 500, "sha256": "ab" * 32}}
+    log = tmp_path / "audit.jsonl"
+    audit = AuditLog(tmp_path / "buffer", sinks=[FileSink(log)], backoff=FAST)
+    rig = Controller(
+        store,
+        clients=ClientPool(url=prometheus_url),
+        actuators=TrafficLog(),  # type: ignore[arg-type]
+        recorder=Recorder(registry=CollectorRegistry()),
+        clock=clock,
+        audit=audit,
+        identity="test-1",
+        adopt_audit_heads=adopt,
+    )
+    run_tick(rig)
+    assert audit.flush(timeout=60)
+    audit.close()
+    records = [json.loads(line) for line in lines_of(log)]
+    assert records, "the pass recorded nothing"
+    assert records[0]["seq"] == first_seq
