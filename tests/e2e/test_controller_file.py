@@ -306,7 +306,10 @@ def test_regression_falls_back_sticks_and_reset_restarts(
             # Regressions keep coming (a counter jump before a window's first scrape is not
             # in that window's increase(), so one lone increment can slip between steps).
             live.regression("regress")
-            return read_status(state, "regress").get("phase") == "FallenBack"
+            status = read_status(state, "regress")
+            # A fallback is written pending (share 0) before traffic moves, then committed:
+            # the traffic file is read once the change is committed, not while in flight.
+            return status.get("phase") == "FallenBack" and not status.get("pending")
 
         _wait(
             regressing,
