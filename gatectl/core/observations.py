@@ -122,9 +122,13 @@ class ObservationSet:
     recent_samples: Observation | None = None
     """The canary's request count over the last ``exposure.grace``."""
     recent: Mapping[str, Observation] = field(default_factory=dict)
-    """Rollback triggers' rates over the recent window (since the hour before this one)."""
+    """Rollback triggers' rates over the recent windows (``gatectl.core.drift``): keyed by
+    metric for the 1 h scale (since the whole hour before this one), and by
+    ``drift.recent_key(metric, scale)`` (``metric@10800``, ``metric@32400``) for the 3 h and
+    9 h scales."""
     recent_seconds: float | None = None
-    """The recent window's length; ``None``: not read (it would be the whole window)."""
+    """The 1 h scale's window length (the others follow from it, ``drift.scale_span``);
+    ``None``: not read (it would be the whole window)."""
 
 
 @dataclass(frozen=True)
