@@ -158,7 +158,14 @@ def _kube_mode(
     timing = _lease_timing(args)
     selector = ",".join(s for s in (args.selector, args.shard_selector) if s) or None
     limit = TokenBucket(args.kube_api_qps, args.kube_api_burst)
-    api = load_api_client(kubeconfig=args.kubeconfig, context=args.context, rate_limit=limit)
+    # A connection for each worker and each namespace's watch, and a few for Leases and reads.
+    connections = args.kube_workers + len(args.namespace or [None]) + 4
+    api = load_api_client(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        rate_limit=limit,
+        connections=connections,
+    )
     kube = KubeStore(
         api, namespaces=args.namespace, label_selector=selector, workers=args.kube_workers
     )

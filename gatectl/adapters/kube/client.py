@@ -79,22 +79,37 @@ def load_api_client(
     kubeconfig: str | None = None,
     context: str | None = None,
     rate_limit: TokenBucket | None = None,
+    connections: int | None = None,
 ) -> ApiClient:
     """A client from ``kubeconfig``, else in-cluster, else ``$KUBECONFIG`` / ~/.kube/config.
 
     With ``rate_limit``, every request made through the client takes a token from it.
+    ``connections``: keep at least this many connections to the API server open (the
+    client's default is 5 a CPU; a write pool and the watches need one each, or urllib3
+    opens and drops a connection per request beyond its pool).
     """
+
+    def configured() -> Any:
+        configuration = k8s.Configuration()
+        if connections is not None:
+            configuration.connection_pool_maxsize = max(
+                configuration.connection_pool_maxsize, connections
+            )
+        return configuration
+
     try:
         api = None
         if kubeconfig is None and context is None:
             try:
-                configuration = k8s.Configuration()
+                configuration = configured()
                 k8s_config.load_incluster_config(client_configuration=configuration)
                 api = k8s.ApiClient(configuration)
             except ConfigException:
                 pass
         if api is None:
-            api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+            api = k8s_config.new_client_from_config(
+                config_file=kubeconfig, context=context, client_configuration=configured()
+            )
     except (ConfigException, OSError, ValueError) as exc:
         where = kubeconfig or "in-cluster or default kubeconfig"
         raise ClusterError(f"cannot load Kubernetes configuration ({where}): {exc}") from exc
