@@ -23,19 +23,27 @@ from gatectl.errors import ClusterError, ConflictError, NotFoundError
 
 from .client import LEASES, NO_RETRY, ApiClient, Resources
 
-__all__ = ["LeaderElector"]
+__all__ = ["Clock", "LeaderElector", "check_timings", "micro_time", "utcnow"]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
 
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
+    """The default clock of a Lease holder."""
     return datetime.now(UTC)
 
 
-def _micro_time(moment: datetime) -> str:
+def micro_time(moment: datetime) -> str:
+    """A Lease's ``acquireTime``/``renewTime``: RFC 3339 with microseconds, in UTC."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_timings(*, lease_duration: float, renew_deadline: float, retry_period: float) -> None:
+    """client-go's rule for a Lease holder: ``retry_period < renew_deadline < lease_duration``."""
+    if not retry_period < renew_deadline < lease_duration:
+        raise ValueError("need retry_period < renew_deadline < lease_duration")
 
 
 class LeaderElector:
@@ -51,10 +59,11 @@ class LeaderElector:
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
-        if not retry_period < renew_deadline < lease_duration:
-            raise ValueError("need retry_period < renew_deadline < lease_duration")
+        check_timings(
+            lease_duration=lease_duration, renew_deadline=renew_deadline, retry_period=retry_period
+        )
         self.leases = (
             target if isinstance(target, Resources) else Resources(target, LEASES, retry=NO_RETRY)
         )
@@ -99,10 +108,10 @@ class LeaderElector:
             self._set_leading(False)
             return False
         if holder == self.identity:
-            acquired = spec.get("acquireTime") or _micro_time(now)
+            acquired = spec.get("acquireTime") or micro_time(now)
             transitions = int(spec.get("leaseTransitions") or 0)
         else:
-            acquired = _micro_time(now)
+            acquired = micro_time(now)
             transitions = int(spec.get("leaseTransitions") or 0) + 1
         lease["spec"] = self._spec(now, acquired=acquired, transitions=transitions)
         try:
@@ -127,8 +136,8 @@ class LeaderElector:
                 return
             lease["spec"] = {
                 "leaseDurationSeconds": 1,
-                "acquireTime": _micro_time(now),
-                "renewTime": _micro_time(now),
+                "acquireTime": micro_time(now),
+                "renewTime": micro_time(now),
                 "leaseTransitions": int(spec.get("leaseTransitions") or 0),
             }
             self.leases.replace(lease, namespace=self.namespace)
@@ -194,7 +203,7 @@ class LeaderElector:
             "holderIdentity": self.identity,
             "leaseDurationSeconds": math.ceil(self.lease_duration),
             "acquireTime": acquired,
-            "renewTime": _micro_time(now),
+            "renewTime": micro_time(now),
             "leaseTransitions": transitions,
         }
 
@@ -203,7 +212,7 @@ class LeaderElector:
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {"name": self.name, "namespace": self.namespace},
-            "spec": self._spec(now, acquired=_micro_time(now), transitions=0),
+            "spec": self._spec(now, acquired=micro_time(now), transitions=0),
         }
         try:
             self.leases.create(body, namespace=self.namespace)
@@ -216,7 +225,7 @@ class LeaderElector:
 
     def _renewed(self, now: datetime, transitions: int) -> bool:
         self._leading, self._last_renew = True, now
-        self._observed = (self.identity, _micro_time(now), transitions)
+        self._observed = (self.identity, micro_time(now), transitions)
         self._observed_at = now
         return True
 

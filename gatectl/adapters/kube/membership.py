@@ -26,14 +26,15 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from gatectl.errors import ClusterError, ConflictError, NotFoundError
 
 from .client import LEASES, NO_RETRY, ApiClient, Resources
+from .leader import Clock, check_timings, micro_time, utcnow
 
 __all__ = ["GROUP_LABEL", "VIEW_ANNOTATION", "Membership", "ShardLease", "lease_name"]
 
@@ -43,16 +44,7 @@ GROUP_LABEL = "gatectl.io/shard-group"
 VIEW_ANNOTATION = "gatectl.io/shard-view"
 SEQ_ANNOTATION = "gatectl.io/shard-view-seq"
 
-Clock = Callable[[], datetime]
 View = tuple[str, ...]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _micro_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def lease_name(group: str, identity: str) -> str:
@@ -96,10 +88,11 @@ class ShardLease:
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
         owner: Mapping[str, Any] | None = None,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
-        if not retry_period < renew_deadline < lease_duration:
-            raise ValueError("need retry_period < renew_deadline < lease_duration")
+        check_timings(
+            lease_duration=lease_duration, renew_deadline=renew_deadline, retry_period=retry_period
+        )
         self.leases = (
             target if isinstance(target, Resources) else Resources(target, LEASES, retry=NO_RETRY)
         )
@@ -294,11 +287,11 @@ class ShardLease:
             meta["ownerReferences"] = [self.owner]
         spec = dict((mine or {}).get("spec") or {})
         if spec.get("holderIdentity") != self.identity:
-            spec["acquireTime"] = _micro_time(now)
+            spec["acquireTime"] = micro_time(now)
         spec.update(
             holderIdentity=self.identity,
             leaseDurationSeconds=max(1, math.ceil(self.lease_duration)),
-            renewTime=_micro_time(now),
+            renewTime=micro_time(now),
         )
         return {
             "apiVersion": "coordination.k8s.io/v1",
