@@ -82,6 +82,8 @@ reach that sink (the buffer was full, or could not be written)."""
 
 _EVALUATION_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 _EVALUATION_BUCKETS += (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_NOT_EVALUATED = ("invalid_spec", "invalid_state")
+"""The ``reason`` of a gate recorded by ``record_invalid``."""
 _QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -205,8 +207,19 @@ class Recorder:
             old = self._record(ids)
             self._gates[(ids[0], ids[1])] = decided(old, decision, phase)
 
-    def record_invalid(self, *, namespace: str, gate: str, workflow: str, message: str) -> None:
-        """Mark a gate whose spec does not validate: phase Invalid, one ``invalid_spec`` error.
+    def record_invalid(
+        self,
+        *,
+        namespace: str,
+        gate: str,
+        workflow: str,
+        message: str,
+        reason: str = "invalid_spec",
+    ) -> None:
+        """Mark a gate that is not evaluated: phase Invalid, one error of ``reason``.
+
+        ``invalid_spec``: its spec does not validate (or is refused);
+        ``invalid_state``: its stored state cannot be trusted, so it is held.
 
         ``message`` is not exported (free text would make unbounded label values);
         it is for the controller's log and the gate's status. The per-check series
@@ -214,9 +227,10 @@ class Recorder:
         stay: the traffic stays where the last valid decision put it.
         """
         del message
+        _require(reason, _NOT_EVALUATED, "reason")
         with self._lock:
             old = self._record((namespace, gate, workflow))
-            self._gates[(namespace, gate)] = invalid(old)
+            self._gates[(namespace, gate)] = invalid(old, reason)
 
     def record_error(self, *, namespace: str, gate: str, workflow: str, reason: str) -> None:
         """Count one failed evaluation of a gate; ``reason`` is one of ``ERROR_REASONS``."""

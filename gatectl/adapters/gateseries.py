@@ -50,6 +50,7 @@ DECISIONS: tuple[str, ...] = tuple(action.value for action in Action)
 
 ERROR_REASONS: tuple[str, ...] = (
     "invalid_spec",
+    "invalid_state",
     "query_error",
     "actuator_error",
     "status_conflict",
@@ -62,6 +63,8 @@ ERROR_REASONS: tuple[str, ...] = (
 )
 """Values of ``reason`` on ``gatectl_evaluation_errors_total``.
 
+``invalid_spec``: the gate's spec does not validate (or a tenancy rule refuses it);
+``invalid_state``: its stored state cannot be trusted and it is held (file mode);
 ``api_*``: the Kubernetes API refused (401/403), lost (404), rejected (400/422)
 or could not take (5xx, 429, timeout, connection) a write for that gate;
 ``gate_error``: any other expected failure of one gate; ``internal``: a bug."""
@@ -341,9 +344,9 @@ def errored(old: GateRecord, reason: str, *, phase: str | None = None) -> GateRe
     )
 
 
-def invalid(old: GateRecord) -> GateRecord:
-    """Phase Invalid, one ``invalid_spec`` error, the per-check series gone."""
-    return errored(old, "invalid_spec", phase="Invalid")
+def invalid(old: GateRecord, reason: str = "invalid_spec") -> GateRecord:
+    """Phase Invalid, one ``reason`` error (``invalid_spec`` or ``invalid_state``), checks gone."""
+    return errored(old, reason, phase="Invalid")
 
 
 # -- rendering -------------------------------------------------------------------------------

@@ -500,7 +500,11 @@ class Controller:
         report.errors[entry.key] = held.message
         workflow = entry.gate.workflow if entry.gate is not None else entry.name
         self.recorder.record_invalid(
-            namespace=entry.namespace, gate=entry.name, workflow=workflow, message=held.message
+            namespace=entry.namespace,
+            gate=entry.name,
+            workflow=workflow,
+            message=held.message,
+            reason="invalid_state",
         )
         if entry.gate is not None and held.lower_to is not None:
             try:

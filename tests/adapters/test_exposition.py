@@ -414,6 +414,25 @@ def test_invalid_gate_is_phase_invalid_with_one_invalid_spec_error(recorder: Rec
     assert "must be ascending" not in recorder.exposition().decode()
 
 
+def test_held_gate_is_phase_invalid_counted_as_invalid_state_not_invalid_spec(
+    recorder: Recorder,
+) -> None:
+    recorder.record_invalid(message="state.db: gate x: checksum", reason="invalid_state", **IDS)
+    assert value(recorder, "gatectl_gate_phase", **IDS, gatectl_gate_phase="Invalid") == 1.0
+    assert value(recorder, "gatectl_evaluation_errors_total", **IDS, reason="invalid_state") == 1.0
+    assert value(recorder, "gatectl_evaluation_errors_total", **IDS, reason="invalid_spec") == 0.0
+
+
+def test_record_invalid_refuses_a_reason_that_is_not_about_not_evaluating(
+    recorder: Recorder,
+) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown reason 'query_error'; expected one of invalid_spec, invalid_state$",
+    ):
+        recorder.record_invalid(message="x", reason="query_error", **IDS)
+
+
 def test_invalid_gate_never_seen_before_still_gets_its_counters(recorder: Recorder) -> None:
     recorder.record_invalid(message="bad", **IDS)
     assert value(recorder, "gatectl_evaluations_total", **IDS, decision="hold") == 0.0

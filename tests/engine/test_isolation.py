@@ -8,6 +8,7 @@ test API server are in tests/e2e/test_operator_kube.py.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from gatectl.core.observations import Observation, ObservationSet
 from gatectl.core.status import GateStatus
 from gatectl.engine.actuators import ActuatorError
 from gatectl.engine.reconcile import ClientPool, Controller, error_reason
-from gatectl.engine.stores import GateEntry
+from gatectl.engine.stores import GateEntry, Held
 from gatectl.errors import (
     ClusterError,
     ConflictError,
@@ -167,3 +168,38 @@ def test_a_tick_whose_listing_fails_still_counts_as_a_live_loop() -> None:
     with pytest.raises(ServerError):
         asyncio.run(controller.tick(force=True))
     assert controller.last_tick is not None
+
+
+def test_a_held_gate_is_counted_as_invalid_state_and_its_traffic_lowered() -> None:
+    """A gate whose stored state is not trusted is not a bad spec: its own reason."""
+
+    class HoldingStore(FakeStore):
+        def list_gates(self) -> list[GateEntry]:
+            held = Held(message="state.db: gate g0: checksum", share=0.05, lower_to=0.05)
+            return [replace(e, held=held) if e.name == "g0" else e for e in super().list_gates()]
+
+    store = HoldingStore()
+    store.add(gate("g0"))
+    store.add(gate("g1"))
+    registry = CollectorRegistry()
+    traffic = TrafficLog()
+    controller = TableController(
+        store,
+        clients=ClientPool(),
+        actuators=traffic,  # type: ignore[arg-type]
+        recorder=Recorder(registry=registry),
+        clock=Clock(),
+    )
+    report = asyncio.run(controller.tick(force=True))
+
+    ids = {"namespace": "default", "gate": "g0", "workflow": "g0"}
+    errors = {
+        reason: registry.get_sample_value(
+            "gatectl_evaluation_errors_total", {**ids, "reason": reason}
+        )
+        for reason in ("invalid_spec", "invalid_state")
+    }
+    assert errors == {"invalid_spec": 0.0, "invalid_state": 1.0}
+    assert report.errors == {"default/g0": "state.db: gate g0: checksum"}
+    assert traffic.share("g0") == 0.05
+    assert store.events == [("default/g0", "InvalidState", "state.db: gate g0: checksum")]
