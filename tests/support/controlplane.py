@@ -199,8 +199,10 @@ class ControlPlane:
         startup_timeout: float = 60.0,
         extra_apiserver_args: Sequence[str] = (),
         keep_dir: bool = False,
+        etcd_quota_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.binary_dir = Path(binary_dir)
+        self.etcd_quota_bytes = etcd_quota_bytes
         self.startup_timeout = startup_timeout
         self.extra_apiserver_args = tuple(extra_apiserver_args)
         self.keep_dir = keep_dir
@@ -390,7 +392,7 @@ class ControlPlane:
                 f"--initial-advertise-peer-urls={peer_url}",
                 f"--initial-cluster=default={peer_url}",
                 "--unsafe-no-fsync=true",
-                f"--quota-backend-bytes={256 * 1024 * 1024}",
+                f"--quota-backend-bytes={self.etcd_quota_bytes}",
                 "--log-level=warn",
             ],
         )
