@@ -9,8 +9,8 @@ state cannot be trusted is shown held, with the reason, and cannot be approved.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
+import pwd
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -44,8 +44,9 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--by",
         default=None,
-        help="file mode: who approves (default: $USER). On Kubernetes the approver is who"
-        " your credentials say (SelfSubjectReview), never a typed name",
+        help="who approves; may only repeat who you are: the account running the command"
+        " (file mode) or who your credentials say (Kubernetes, SelfSubjectReview),"
+        " never a typed name. Optional",
     )
     p.add_argument("--step", type=int, default=None, help="the step approved (default: next)")
     p.set_defaults(func=_approve)
@@ -58,7 +59,7 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--by",
         default=None,
-        help="file mode: who resets (default: $USER). On Kubernetes: who your credentials say",
+        help="who resets; as for approve, may only repeat who you are. Optional",
     )
     p.set_defaults(func=_reset)
 
@@ -74,13 +75,23 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
         p.set_defaults(func=_pause, paused=paused)
 
 
-def _who(value: str | None) -> str:
-    if value:
-        return value
+def unix_user() -> str:
+    """The account running the command, as the OS says (not ``$USER``, which anyone can set)."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
+
+
+def _file_actor(args: argparse.Namespace) -> str:
+    """File mode: the account running the command; ``--by`` may only repeat it."""
+    who = unix_user()
+    if args.by and args.by != who:
+        raise UsageError(
+            f"--by {args.by[:60]!r}: in file mode the actor is the account running the"
+            f" command ({who}); --by may only repeat it"
+        )
+    return who
 
 
 def _now() -> str:
@@ -141,7 +152,7 @@ def _kube_actor(args: argparse.Namespace) -> str:
     if args.by and args.by != who:
         raise UsageError(
             f"--by {args.by[:60]!r}: on Kubernetes the actor is who your credentials say"
-            f" ({who}); --by is for file mode"
+            f" ({who}); --by may only repeat it"
         )
     return who
 
@@ -168,8 +179,9 @@ def _kube_status(args: argparse.Namespace) -> Mapping[str, Any]:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    by, at = _who(args.by), _now()
+    at = _now()
     if args.state_file:
+        by = _file_actor(args)
         said: list[str] = []
 
         def change(requests: dict[str, Any], stored: Any) -> None:
@@ -199,8 +211,9 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    by, token = _who(args.by), _now()
+    token = _now()
     if args.state_file:
+        by = _file_actor(args)
 
         def change(requests: dict[str, Any], stored: Any) -> dict[str, Any] | None:
             previous = (requests.get("reset") or {}).get("token")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pwd
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from gatectl.cli.humans import unix_user
 from gatectl.errors import NotFoundError, UsageError
 
 __all__ = ["EXIT_PENDING", "add_parser"]
@@ -142,14 +142,6 @@ def _acted(status: Mapping[str, Any], token: str) -> bool:
 # -- file mode ------------------------------------------------------------------------------
 
 
-def _unix_user() -> str:
-    """The account running the command (not $USER, which anyone can set)."""
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid {os.getuid()}"
-
-
 def _file_mode(args: argparse.Namespace, *, reason: str, token: str) -> int:
     from gatectl.engine.filestate import LeaderLock
     from gatectl.engine.statestore import StateStore
@@ -157,7 +149,7 @@ def _file_mode(args: argparse.Namespace, *, reason: str, token: str) -> int:
 
     if not os.path.exists(args.state_file):
         raise UsageError(f"{args.state_file}: no state store here (has `gatectl run` run?)")
-    who = _unix_user()
+    who = unix_user()
     state = StateStore(args.state_file)
     try:
         now = datetime.now(UTC)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
+import pwd
 import random
 import signal
 import socket
@@ -33,6 +35,8 @@ from support.prometheus import require_prometheus
 from gatectl.demo.localprom import LocalPrometheus
 
 WINDOW = 3.0
+ME = pwd.getpwuid(os.getuid()).pw_name
+"""The Unix account running the tests: who file mode records for approve and reset."""
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 
@@ -331,8 +335,6 @@ def test_regression_falls_back_sticks_and_reset_restarts(
                 "regress",
                 "--state-file",
                 str(state),
-                "--by",
-                "alice",
             ],
             capture_output=True,
             text=True,
@@ -346,7 +348,7 @@ def test_regression_falls_back_sticks_and_reset_restarts(
         )
         assert read_status(state, "regress")["step"] >= 1
         assert any(
-            h["action"] == "reset" and h["by"] == "alice"
+            h["action"] == "reset" and h["by"] == ME
             for h in read_status(state, "regress")["history"]
         )
     finally:
@@ -391,10 +393,10 @@ def test_deleted_state_store_keeps_a_fallen_back_gate_at_0_until_reset(
                 what="the hold",
             )
         assert audit.shares == [0.0]
-        reset = _gatectl("reset", "deleted", "--state-file", str(state), "--by", "carol")
+        reset = _gatectl("reset", "deleted", "--state-file", str(state))
         assert reset.returncode == 0, reset.stderr
         _wait(
-            lambda: read_status(state, "deleted").get("history", [{}])[0].get("by") == "carol",
+            lambda: read_status(state, "deleted").get("history", [{}])[0].get("by") == ME,
             timeout=20,
             what="the reset in history",
         )
@@ -540,7 +542,7 @@ def test_approval_waits_for_gatectl_approve(prometheus: LocalPrometheus, tmp_pat
                 "--state-file",
                 str(state),
                 "--by",
-                "bob",
+                ME,
             ],
             capture_output=True,
             text=True,
@@ -553,7 +555,7 @@ def test_approval_waits_for_gatectl_approve(prometheus: LocalPrometheus, tmp_pat
             what="promotion after approval",
         )
         history = read_status(state, "approve")["history"]
-        assert any(h["action"] == "approved" and h["by"] == "bob" for h in history)
+        assert any(h["action"] == "approved" and h["by"] == ME for h in history)
         assert read_share(traffic) in (0.25, 1.0)
     finally:
         controller.terminate()

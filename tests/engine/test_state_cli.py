@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +16,9 @@ from gatectl.cli.main import main
 from .test_state_corruption import Setup, held, run, seed
 
 __all__ = ["run"]  # the fixture, shared with the corruption tests
+
+ME = pwd.getpwuid(os.getuid()).pw_name
+"""Who the OS says runs the tests: the actor file mode records."""
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -39,10 +45,10 @@ def test_a_deleted_store_holds_a_fallen_back_gate_at_0_until_reset(
     code, out, err = cli(capsys, "approve", "triage", "--state-file", str(setup.state))
     assert (code, out) == (2, "")
     assert err == f"gatectl: error: {message}; approving it does nothing until it is reset\n"
-    code, out, _ = cli(capsys, "reset", "triage", "--state-file", str(setup.state), "--by", "al")
+    code, out, _ = cli(capsys, "reset", "triage", "--state-file", str(setup.state))
     assert (code, out) == (
         0,
-        "reset requested for triage by al: it restarts at step 1 on the next pass\n",
+        f"reset requested for triage by {ME}: it restarts at step 1 on the next pass\n",
     )
     code, output = run(setup)
     assert (code, setup.share()) == (0, 0.05)
@@ -50,14 +56,14 @@ def test_a_deleted_store_holds_a_fallen_back_gate_at_0_until_reset(
     (gate,) = json.loads(out)
     assert (gate["status"]["step"], gate["status"]["share"], err) == (1, 0.05, "")
     assert [h["action"] for h in gate["status"]["history"]] == ["reset"]
-    assert gate["status"]["history"][0]["by"] == "al"
+    assert gate["status"]["history"][0]["by"] == ME
 
 
 def test_an_old_reset_does_not_release_a_new_hold(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], run: Callable[[Setup], tuple[int, str]]
 ) -> None:
     setup = seed(tmp_path, "fallen")
-    assert cli(capsys, "reset", "triage", "--state-file", str(setup.state), "--by", "al")[0] == 0
+    assert cli(capsys, "reset", "triage", "--state-file", str(setup.state))[0] == 0
     run(setup)  # acts on that reset: the gate restarts at step 1
     assert setup.share() == 0.05
     setup.sql("UPDATE gates SET status = replace(status, '0.05', '0.5')")
@@ -76,8 +82,9 @@ def test_pause_and_approve_are_stored_with_their_checksum(
         0,
         "paused triage\n",
     )
-    code, out, _ = cli(capsys, "approve", "triage", "--state-file", str(setup.state), "--by", "b")
-    assert (code, out) == (0, "approved triage: promotion into step 3 (by b)\n")
+    state = str(setup.state)
+    code, out, _ = cli(capsys, "approve", "triage", "--state-file", state, "--by", ME)
+    assert (code, out) == (0, f"approved triage: promotion into step 3 (by {ME})\n")
     code, out, err = cli(capsys, "status", "--state-file", str(setup.state))
     assert (code, err) == (0, "")
     assert out.splitlines()[1].split()[:5] == ["default", "triage", "2", "25%", "Progressing"]
@@ -90,6 +97,18 @@ def test_pause_and_approve_are_stored_with_their_checksum(
             ["approve", "nope"],
             "gatectl: error: {state}: no gate default/nope (known: default/triage)\n",
             id="unknown-gate",
+        ),
+        pytest.param(
+            ["approve", "triage", "--by", "mallory"],
+            "gatectl: error: --by 'mallory': in file mode the actor is the account running the"
+            f" command ({ME}); --by may only repeat it\n",
+            id="approve-by-someone-else",
+        ),
+        pytest.param(
+            ["reset", "triage", "--by", "mallory"],
+            "gatectl: error: --by 'mallory': in file mode the actor is the account running the"
+            f" command ({ME}); --by may only repeat it\n",
+            id="reset-by-someone-else",
         ),
         pytest.param(
             ["reset", "triage", "--state-file", "{missing}"],
@@ -106,10 +125,20 @@ def test_requests_for_what_is_not_there_exit_2(
     argv = [a.format(missing=missing) for a in argv]
     if "--state-file" not in argv:
         argv += ["--state-file", str(setup.state)]
+    before = requests(setup)
     code, out, err = cli(capsys, *argv)
     assert (code, out) == (2, "")
     assert err == message.format(state=setup.state, missing=missing)
     assert not missing.exists()
+    assert requests(setup) == before  # nothing recorded
+
+
+def requests(setup: Setup) -> list[tuple[str, str]]:
+    db = sqlite3.connect(setup.state)
+    try:
+        return [(str(k), str(r)) for k, r in db.execute("SELECT key, requests FROM gates")]
+    finally:
+        db.close()
 
 
 def test_status_reads_a_json_state_file_without_migrating_it(
