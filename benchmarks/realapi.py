@@ -95,7 +95,8 @@ class RealKube:
     def _established(self, path: str) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            conditions = self._client().get(path).json().get("status", {}).get("conditions", [])
+            status = self._client().get(path).json().get("status") or {}
+            conditions = status.get("conditions") or []
             if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                 return
             time.sleep(0.2)
