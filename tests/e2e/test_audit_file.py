@@ -14,16 +14,21 @@ import json
 import os
 import pwd
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.filemode import (
+    Shares,
+    gatectl,
+    scraping,
+    start_controller,
+    stop,
+    traffic_share,
+    wait,
+)
 from support.live import LiveWorkflows, Traffic
-from support.prometheus import require_prometheus
 from support.sink import SinkServer
 
 from gatectl.core.chain import verify
@@ -44,69 +49,8 @@ def live() -> Iterator[LiveWorkflows]:
 def prometheus(
     live: LiveWorkflows, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalPrometheus]:
-    binary, promtool = require_prometheus()
-    server = LocalPrometheus(
-        tmp_path_factory.mktemp("prom"),
-        scrape_targets=[live.target],
-        scrape_interval="1s",
-        binary=binary,
-        promtool=promtool,
-    )
-    server.start()
-    try:
+    with scraping(live, tmp_path_factory.mktemp("prom")) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def wait(check: Callable[[], object], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-
-
-def share(path: Path) -> float | None:
-    try:
-        return float(json.loads(path.read_text(encoding="utf-8"))["share"])
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return None
-
-
-class Shares:
-    """Every distinct share the traffic file shows, in order, polled every 20 ms."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.seen: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            now = share(self.path)
-            if now is not None and (not self.seen or self.seen[-1] != now):
-                self.seen.append(now)
-
-    def __enter__(self) -> Shares:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.look()  # one last look, whatever the thread managed under load
-
-    def look(self) -> None:
-        now = share(self.path)
-        if now is not None and (not self.seen or self.seen[-1] != now):
-            self.seen.append(now)
-
-    def caught_up(self, value: float) -> bool:
-        """The poller has seen ``value`` as the latest share (it polls every 20 ms)."""
-        return bool(self.seen) and self.seen[-1] == value
 
 
 def write(directory: Path, name: str, *, workflow: str, interval: str = "1s") -> Path:
@@ -134,36 +78,8 @@ spec:
     return traffic
 
 
-def controller(policies: Path, state: Path, url: str, *extra: str) -> subprocess.Popen[bytes]:
-    with (state.parent / "controller.log").open("ab") as log:
-        return subprocess.Popen(
-            [
-                *(sys.executable, "-m", "gatectl", "run", "--policies", str(policies)),
-                *("--state-file", str(state), "--prometheus-url", url, "--tick", "0.2", *extra),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gatectl", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def statuses(state: Path) -> dict[str, dict[str, object]]:
-    done = cli("status", "--state-file", str(state), "-o", "json")
+    done = gatectl("status", "--state-file", str(state), "-o", "json")
     assert done.returncode == 0, done.stderr
     return {f"{g['namespace']}/{g['name']}": g["status"] for g in json.loads(done.stdout)}
 
@@ -179,11 +95,11 @@ def test_the_stop_button_takes_a_healthy_gate_out_at_once_and_keeps_it_out(
     policies.mkdir()
     traffic = write(policies, "stop", workflow="stop")
     state = tmp_path / "state"
-    process = controller(policies, state, prometheus.url)
+    process = start_controller(policies, state, prometheus.url)
     try:
         with Shares(traffic) as shares:
-            wait(lambda: share(traffic) == 0.25, timeout=60, what="step 2 (25 %), healthy")
-            done = cli(
+            wait(lambda: traffic_share(traffic) == 0.25, timeout=60, what="step 2 (25 %), healthy")
+            done = gatectl(
                 "fallback", "stop", "--reason", "answers look wrong", "--state-file", str(state)
             )
             assert done.returncode == 0, done.stderr
@@ -191,7 +107,7 @@ def test_the_stop_button_takes_a_healthy_gate_out_at_once_and_keeps_it_out(
                 done.stdout
                 == f"fell back default/stop: traffic at 0% (by {ME}: answers look wrong)\n"
             )
-            assert share(traffic) == 0.0  # confirmed means moved
+            assert traffic_share(traffic) == 0.0  # confirmed means moved
             wait(lambda: shares.caught_up(0.0), timeout=5, what="the poller to see 0 %")
             stopped_at = len(shares.seen) - 1
             time.sleep(4 * 3)  # four promotion windows of healthy metrics
@@ -201,13 +117,17 @@ def test_the_stop_button_takes_a_healthy_gate_out_at_once_and_keeps_it_out(
             assert status["humanFallback"]["by"] == ME  # type: ignore[index]
             assert status["message"] == f"fallen back by {ME}: answers look wrong"
 
-            reset = cli("reset", "stop", "--state-file", str(state))
+            reset = gatectl("reset", "stop", "--state-file", str(state))
             assert reset.returncode == 0, reset.stderr
-            wait(lambda: share(traffic) == 0.05, timeout=30, what="step 1 again after the reset")
+            wait(
+                lambda: traffic_share(traffic) == 0.05,
+                timeout=30,
+                what="step 1 again after the reset",
+            )
     finally:
         stop(process)
     log = Path(f"{state}.audit.jsonl")
-    checked = cli("audit", "verify", str(log), "--state-file", str(state))
+    checked = gatectl("audit", "verify", str(log), "--state-file", str(state))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "matches 1 chain head(s) kept outside the log" in checked.stdout
     trail = [(r["action"], r["actor"]) for r in records(log)]
@@ -215,7 +135,7 @@ def test_the_stop_button_takes_a_healthy_gate_out_at_once_and_keeps_it_out(
     human = next(r for r in records(log) if r["action"] == "fallback" and r["actor"] == ME)
     assert human["share"] == {"before": 0.25, "after": 0.0}
     assert human["reason"] == "answers look wrong"
-    shown = cli("audit", "show", "stop", "--state-file", str(state))
+    shown = gatectl("audit", "show", "stop", "--state-file", str(state))
     assert f"fallback  25% -> 0%  by {ME}: answers look wrong" in shown.stdout
 
 
@@ -227,10 +147,12 @@ def test_the_stop_button_for_a_workflow_takes_out_each_of_its_gates_only(
     pay = [write(policies, name, workflow="pay", interval="1h") for name in ("pay-eu", "pay-us")]
     other = write(policies, "other", workflow="other", interval="1h")
     state = tmp_path / "state"
-    process = controller(policies, state, prometheus.url)
+    process = start_controller(policies, state, prometheus.url)
     try:
-        wait(lambda: all(share(p) == 0.05 for p in (*pay, other)), timeout=60, what="step 1")
-        done = cli(
+        wait(
+            lambda: all(traffic_share(p) == 0.05 for p in (*pay, other)), timeout=60, what="step 1"
+        )
+        done = gatectl(
             "fallback", "--workflow", "pay", "--reason", "incident 42", "--state-file", str(state)
         )
         assert done.returncode == 0, done.stderr
@@ -238,7 +160,7 @@ def test_the_stop_button_for_a_workflow_takes_out_each_of_its_gates_only(
             f"fell back default/pay-eu: traffic at 0% (by {ME}: incident 42)",
             f"fell back default/pay-us: traffic at 0% (by {ME}: incident 42)",
         ]
-        assert [share(p) for p in (*pay, other)] == [0.0, 0.0, 0.05]
+        assert [traffic_share(p) for p in (*pay, other)] == [0.0, 0.0, 0.05]
     finally:
         stop(process)
 
@@ -250,23 +172,23 @@ def test_without_a_running_controller_the_request_waits_and_acts_first_thing(
     policies.mkdir()
     traffic = write(policies, "stop", workflow="stop")
     state = tmp_path / "state"
-    process = controller(policies, state, prometheus.url)
+    process = start_controller(policies, state, prometheus.url)
     try:
-        wait(lambda: share(traffic) == 0.05, timeout=60, what="step 1")
+        wait(lambda: traffic_share(traffic) == 0.05, timeout=60, what="step 1")
     finally:
         stop(process)
-    done = cli("fallback", "stop", "--reason", "no controller", "--state-file", str(state))
+    done = gatectl("fallback", "stop", "--reason", "no controller", "--state-file", str(state))
     assert done.returncode == 3
     assert done.stderr == (
         f"gatectl: fallback of default/stop recorded (by {ME}) but not confirmed: no controller"
         f" is running on {state}, traffic has not moved; it falls back on the controller's next"
         " pass\n"
     )
-    assert share(traffic) == 0.05
-    process = controller(policies, state, prometheus.url)
+    assert traffic_share(traffic) == 0.05
+    process = start_controller(policies, state, prometheus.url)
     try:
         with Shares(traffic) as shares:
-            wait(lambda: share(traffic) == 0.0, timeout=60, what="the fallback")
+            wait(lambda: traffic_share(traffic) == 0.0, timeout=60, what="the fallback")
         assert shares.seen[-1] == 0.0 and 0.25 not in shares.seen
     finally:
         stop(process)
@@ -282,14 +204,14 @@ def test_sigkill_while_records_wait_for_a_down_sink_loses_and_repeats_nothing(
     log = Path(f"{state}.audit.jsonl")
     sink = SinkServer()  # not started: the port refuses connections
     extra = ("--audit-url", sink.url)
-    process = controller(policies, state, prometheus.url, *extra)
+    process = start_controller(policies, state, prometheus.url, *extra)
     try:
         wait(lambda: log.exists() and len(records(log)) >= 4, timeout=60, what="4 records")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         buffered = len(records(log))
         sink.start()
-        process = controller(policies, state, prometheus.url, *extra)
+        process = start_controller(policies, state, prometheus.url, *extra)
         wait(lambda: sink.seqs() and sink.seqs()[-1] >= buffered, timeout=60, what="the backlog")
     finally:
         stop(process)

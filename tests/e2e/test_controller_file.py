@@ -22,15 +22,15 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.filemode import gatectl, scraped, scraping, traffic_share, wait
 from support.live import LiveWorkflows, Traffic
-from support.prometheus import require_prometheus
 
 from gatectl.demo.localprom import LocalPrometheus
 
@@ -63,38 +63,8 @@ def live() -> Iterator[LiveWorkflows]:
 def prometheus(
     live: LiveWorkflows, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalPrometheus]:
-    found = require_prometheus()
-    server = LocalPrometheus(
-        tmp_path_factory.mktemp("prom"),
-        scrape_targets=[live.target],
-        scrape_interval="1s",
-        binary=found[0],
-        promtool=found[1],
-    )
-    server.start()
-    _wait(lambda: _has_data(server.url), timeout=30, what="first scrape")
-    try:
+    with scraping(live, tmp_path_factory.mktemp("prom")) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def _has_data(url: str) -> bool:
-    query = urllib.request.quote('sum(workflow_requests_total{workflow="walk"})')
-    try:
-        with urllib.request.urlopen(f"{url}/api/v1/query?query={query}", timeout=2) as response:
-            return bool(json.load(response)["data"]["result"])
-    except OSError:
-        return False
-
-
-def _wait(check: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def _free_port() -> int:
@@ -211,13 +181,6 @@ def done(state: Path, name: str) -> bool:
     return status.get("step") == 3 and "pending" not in status
 
 
-def read_share(traffic: Path) -> float | None:
-    try:
-        return float(json.loads(traffic.read_text(encoding="utf-8"))["share"])
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return None
-
-
 class Audit:
     """Polls status and traffic every 50 ms; records every (step, share, stepStartedAt) seen."""
 
@@ -252,7 +215,7 @@ class Audit:
             seen = (int(status["step"]), float(status["share"]), str(status["stepStartedAt"]))
             if not self.steps or self.steps[-1] != seen:
                 self.steps.append(seen)
-        share = read_share(self.traffic)
+        share = traffic_share(self.traffic)
         if share is not None and (not self.shares or self.shares[-1] != share):
             self.shares.append(share)
 
@@ -274,12 +237,12 @@ def test_gate_walks_every_step_only_after_each_window(
     controller = Controller(tmp_path / "policies", state, prometheus.url).start()
     try:
         with Audit(state, "walk", traffic) as audit:
-            _wait(
+            wait(
                 lambda: done(state, "walk"),
                 timeout=60,
                 what="the gate to reach 100 %",
             )
-            _wait(lambda: read_share(traffic) == 1.0, timeout=5, what="traffic at 100 %")
+            wait(lambda: traffic_share(traffic) == 1.0, timeout=5, what="traffic at 100 %")
         assert [s for s, _, _ in audit.steps] == [1, 2, 3]
         assert audit.shares == [0.05, 0.25, 1.0]
         audit.assert_orderly()
@@ -304,7 +267,7 @@ def test_regression_falls_back_sticks_and_reset_restarts(
     state = tmp_path / "state.db"
     controller = Controller(tmp_path / "policies", state, prometheus.url).start()
     try:
-        _wait(lambda: read_status(state, "regress").get("step") == 2, timeout=60, what="step 2")
+        wait(lambda: read_status(state, "regress").get("step") == 2, timeout=60, what="step 2")
 
         def regressing() -> bool:
             # Regressions keep coming (a counter jump before a window's first scrape is not
@@ -315,33 +278,20 @@ def test_regression_falls_back_sticks_and_reset_restarts(
             # the traffic file is read once the change is committed, not while in flight.
             return status.get("phase") == "FallenBack" and not status.get("pending")
 
-        _wait(
+        wait(
             regressing,
             timeout=20,
             what="the fallback",
         )
-        assert read_share(traffic) == 0.0
+        assert traffic_share(traffic) == 0.0
         status = read_status(state, "regress")
         assert status["fallenBack"] is True
         assert "critical_regressions > 0" in status["message"]
         time.sleep(WINDOW + 3)  # the regression has left the window: still fallen back
         assert read_status(state, "regress")["share"] == 0.0
-        reset = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gatectl",
-                "reset",
-                "regress",
-                "--state-file",
-                str(state),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        reset = gatectl("reset", "regress", "--state-file", str(state))
         assert reset.returncode == 0, reset.stderr
-        _wait(
+        wait(
             lambda: read_status(state, "regress").get("fallenBack") is False,
             timeout=10,
             what="the reset",
@@ -355,12 +305,6 @@ def test_regression_falls_back_sticks_and_reset_restarts(
         controller.terminate()
 
 
-def _gatectl(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gatectl", *argv], capture_output=True, text=True, check=False
-    )
-
-
 def test_deleted_state_store_keeps_a_fallen_back_gate_at_0_until_reset(
     prometheus: LocalPrometheus, live: LiveWorkflows, tmp_path: Path
 ) -> None:
@@ -368,16 +312,16 @@ def test_deleted_state_store_keeps_a_fallen_back_gate_at_0_until_reset(
     state = tmp_path / "state.db"
     controller = Controller(tmp_path / "policies", state, prometheus.url).start()
     try:
-        _wait(lambda: read_share(traffic) == 0.05, timeout=30, what="step 1")
+        wait(lambda: traffic_share(traffic) == 0.05, timeout=30, what="step 1")
 
         def regressing() -> bool:
             live.regression("deleted")
             return read_status(state, "deleted").get("phase") == "FallenBack"
 
-        _wait(regressing, timeout=20, what="the fallback")
+        wait(regressing, timeout=20, what="the fallback")
     finally:
         controller.terminate()
-    assert read_share(traffic) == 0.0
+    assert traffic_share(traffic) == 0.0
     for suffix in ("", "-wal", "-shm"):
         Path(f"{state}{suffix}").unlink(missing_ok=True)
     message = (
@@ -387,21 +331,21 @@ def test_deleted_state_store_keeps_a_fallen_back_gate_at_0_until_reset(
     controller = Controller(tmp_path / "policies", state, prometheus.url).start()
     try:
         with Audit(state, "deleted", traffic) as audit:
-            _wait(
-                lambda: message in _gatectl("status", "--state-file", str(state)).stderr,
+            wait(
+                lambda: message in gatectl("status", "--state-file", str(state)).stderr,
                 timeout=20,
                 what="the hold",
             )
         assert audit.shares == [0.0]
-        reset = _gatectl("reset", "deleted", "--state-file", str(state))
+        reset = gatectl("reset", "deleted", "--state-file", str(state))
         assert reset.returncode == 0, reset.stderr
-        _wait(
+        wait(
             lambda: read_status(state, "deleted").get("history", [{}])[0].get("by") == ME,
             timeout=20,
             what="the reset in history",
         )
         assert read_status(state, "deleted")["step"] == 1
-        assert read_share(traffic) == 0.05
+        assert traffic_share(traffic) == 0.05
     finally:
         controller.terminate()
     log = state.with_suffix(f".{controller.metrics_port}.log").read_text()
@@ -417,7 +361,7 @@ def test_prometheus_outage_holds_every_gate_and_promotes_none(
     state = tmp_path / "state.db"
     controller = Controller(policies, state, prometheus.url).start()
     try:
-        _wait(
+        wait(
             lambda: (
                 read_status(state, "outage-a").get("step") == 1
                 and read_status(state, "outage-b").get("step") == 1
@@ -435,9 +379,9 @@ def test_prometheus_outage_holds_every_gate_and_promotes_none(
             assert "no data" in status["message"]
     finally:
         prometheus.start()
-        _wait(lambda: _has_data(prometheus.url), timeout=30, what="Prometheus back")
+        wait(lambda: scraped(prometheus.url, "walk"), timeout=30, what="Prometheus back")
     try:
-        _wait(
+        wait(
             lambda: done(state, "outage-a"),
             timeout=60,
             what="progress after the outage",
@@ -467,7 +411,7 @@ def test_sigkill_at_random_points_never_double_steps_or_promotes_early(
     assert [s for s, _, _ in audit.steps if s > 0] == [1, 2, 3]
     audit.assert_orderly()
     assert read_status(state, "chaos").get("pending") is None
-    assert read_share(traffic) == 1.0
+    assert traffic_share(traffic) == 1.0
 
 
 def test_two_controllers_only_the_lock_holder_acts(
@@ -476,23 +420,21 @@ def test_two_controllers_only_the_lock_holder_acts(
     traffic = write_policy(tmp_path / "policies", "leader")
     state = tmp_path / "state.db"
     first = Controller(tmp_path / "policies", state, prometheus.url).start()
-    _wait(
-        lambda: read_status(state, "leader").get("step") == 1, timeout=20, what="first controller"
-    )
+    wait(lambda: read_status(state, "leader").get("step") == 1, timeout=20, what="first controller")
     second = Controller(tmp_path / "policies", state, prometheus.url).start()
     try:
-        _wait(lambda: _metric_ok(second), timeout=20, what="second controller's /metrics")
+        wait(lambda: _metric_ok(second), timeout=20, what="second controller's /metrics")
         assert "gatectl_leader 0.0" in second.metrics()
         assert "gatectl_leader 1.0" in first.metrics()
         assert "gatectl_gate_canary_share{" not in second.metrics()
         first.kill()
-        _wait(lambda: "gatectl_leader 1.0" in second.metrics(), timeout=10, what="takeover")
-        _wait(
+        wait(lambda: "gatectl_leader 1.0" in second.metrics(), timeout=10, what="takeover")
+        wait(
             lambda: done(state, "leader"),
             timeout=60,
             what="promotion by the second controller",
         )
-        assert read_share(traffic) == 1.0
+        assert traffic_share(traffic) == 1.0
     finally:
         first.kill()
         second.terminate()
@@ -515,47 +457,28 @@ def test_approval_waits_for_gatectl_approve(prometheus: LocalPrometheus, tmp_pat
     state = tmp_path / "state.db"
     controller = Controller(tmp_path / "policies", state, prometheus.url).start()
     try:
-        _wait(
+        wait(
             lambda: read_status(state, "approve").get("phase") == "AwaitingApproval",
             timeout=40,
             what="AwaitingApproval",
         )
         time.sleep(WINDOW)
         assert read_status(state, "approve")["share"] == 0.05
-        listed = subprocess.run(
-            [sys.executable, "-m", "gatectl", "status", "--state-file", str(state)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        listed = gatectl("status", "--state-file", str(state))
+        assert listed.returncode == 0, listed.stderr
         (row,) = [line.split() for line in listed.stdout.splitlines() if "approve" in line]
         # With live traffic the gate may dip back to Holding while its bounds tighten.
         assert row[:4] == ["default", "approve", "1", "5%"]
         assert row[4] in ("AwaitingApproval", "Holding")
-        approved = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gatectl",
-                "approve",
-                "approve",
-                "--state-file",
-                str(state),
-                "--by",
-                ME,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        approved = gatectl("approve", "approve", "--state-file", str(state), "--by", ME)
         assert approved.returncode == 0, approved.stderr
-        _wait(
+        wait(
             lambda: read_status(state, "approve").get("share") == 0.25,
             timeout=15,
             what="promotion after approval",
         )
         history = read_status(state, "approve")["history"]
         assert any(h["action"] == "approved" and h["by"] == ME for h in history)
-        assert read_share(traffic) in (0.25, 1.0)
+        assert traffic_share(traffic) in (0.25, 1.0)
     finally:
         controller.terminate()

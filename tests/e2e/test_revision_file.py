@@ -8,18 +8,13 @@ blip between two polls of the test would still be seen.
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.filemode import Shares, scraping, start_controller, stop, wait
 from support.live import LiveWorkflows, Traffic
-from support.prometheus import require_prometheus
 
 from gatectl.demo.localprom import LocalPrometheus
 
@@ -37,61 +32,8 @@ def live() -> Iterator[LiveWorkflows]:
 def prometheus(
     live: LiveWorkflows, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalPrometheus]:
-    binary, promtool = require_prometheus()
-    server = LocalPrometheus(
-        tmp_path_factory.mktemp("prom"),
-        scrape_targets=[live.target],
-        scrape_interval="1s",
-        binary=binary,
-        promtool=promtool,
-    )
-    server.start()
-    try:
+    with scraping(live, tmp_path_factory.mktemp("prom")) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def wait(check: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-
-
-class Shares:
-    """Every distinct share the traffic file shows, in order, polled every 20 ms."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.seen: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def now(self) -> float | None:
-        try:
-            return float(json.loads(self.path.read_text(encoding="utf-8"))["share"])
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            return None
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            share = self.now()
-            if share is not None and (not self.seen or self.seen[-1] != share):
-                self.seen.append(share)
-
-    def __enter__(self) -> Shares:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        share = self.now()  # one last look, whatever the thread managed under load
-        if share is not None and (not self.seen or self.seen[-1] != share):
-            self.seen.append(share)
 
 
 def write(directory: Path, name: str, *, body: str) -> Path:
@@ -115,34 +57,6 @@ spec:
     return traffic
 
 
-def controller(policies: Path, state: Path, url: str) -> subprocess.Popen[bytes]:
-    with (state.parent / "controller.log").open("ab") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gatectl",
-                "run",
-                "--policies",
-                str(policies),
-                "--state-file",
-                str(state),
-                "--prometheus-url",
-                url,
-                "--tick",
-                "0.2",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
-
-
 def test_edits_of_a_fallen_back_gate_move_no_traffic_until_a_new_revision(
     prometheus: LocalPrometheus, live: LiveWorkflows, tmp_path: Path
 ) -> None:
@@ -158,7 +72,7 @@ def test_edits_of_a_fallen_back_gate_move_no_traffic_until_a_new_revision(
     traffic = write(
         policies, "rev", body=spec.format(window=WINDOW, revision="model-1", owner="ai-team")
     )
-    process = controller(policies, tmp_path / "state", prometheus.url)
+    process = start_controller(policies, tmp_path / "state", prometheus.url)
     try:
         with Shares(traffic) as shares:
             wait(lambda: shares.now() == 0.25, timeout=60, what="step 2 (25 %)")
@@ -201,7 +115,7 @@ def test_steps_edited_mid_rollout_keep_the_share_then_promote_to_the_next_above(
     traffic = write(
         policies, "steps", body=spec.format(first=0.05, steps="[0.05, 0.25, 1.0]", window="3s")
     )
-    process = controller(policies, tmp_path / "state", prometheus.url)
+    process = start_controller(policies, tmp_path / "state", prometheus.url)
     try:
         with Shares(traffic) as shares:
             wait(lambda: shares.now() == 0.25, timeout=60, what="step 2 (25 %)")

@@ -73,6 +73,11 @@ class LiveWorkflows:
         self.port = 0
 
     @property
+    def workflows(self) -> list[str]:
+        """The workflows it serves, in the order given."""
+        return list(dict.fromkeys(workflow for workflow, _ in self._traffic))
+
+    @property
     def target(self) -> str:
         """``127.0.0.1:PORT`` for Prometheus to scrape."""
         return f"127.0.0.1:{self.port}"
