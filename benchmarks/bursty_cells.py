@@ -11,14 +11,20 @@ The rule simulated is gatectl's, for the seed policy's exception criterion
 window, 72 h horizon: the trigger fires when the lower bound of the
 dispersion-widened sequence (``stats.log_mixture`` on the effective counts
 ``x / phi``, ``n / phi``; ``phi`` the upper confidence bound
-``dispersion_bound`` on Pearson's X^2 / (k - 1) of the window's minutes, as
-the controller computes it) passes 0.06 on the whole window, or on a recent
+``dispersion_bound`` on Pearson's X^2 / (k - 1) of the window's minutes,
+pooled with the baseline's last 6 hours by ``pooled_bound``, as the
+controller computes it) passes 0.06 on the whole window, or on a recent
 window (1 h, 3 h and 9 h scales, ``gatectl.core.drift``) at error
 ``alpha / (3 j (j + 1))``; promotion needs the window elapsed, 100 requests
 and the upper bound <= 0.04. It mirrors ``gatectl.core.decide`` with the
 same functions, but does not call ``decide`` (the human-override criterion
-is left out). ``--no-dispersion`` runs the same rule with ``phi = 1`` (the
-issue's starting point), to show what the dispersion buys and costs.
+is left out). Each cell is also run with ``phi = 1`` (the issue's starting
+point), to show what the dispersion buys and costs.
+
+Every stream has a baseline track too: ``BASELINE_SIZE`` times the canary's
+requests (a 10 % canary), true rate 0.02, the canary's correlation unless
+the cell says otherwise (the canary-only cells: baseline ``rho`` 0), drawn
+from ``LOOKBACK`` minutes before the step on.
 
 Run: ``.venv/bin/python benchmarks/decision_quality.py --bursty RUNS``.
 """
@@ -36,7 +42,12 @@ from numpy.typing import NDArray
 from scipy.stats import beta
 
 from gatectl.core import drift, stats
-from gatectl.core.dispersion import DispersionSums, dispersion_bound
+from gatectl.core.dispersion import (
+    POOL_LOOKBACK_SECONDS,
+    DispersionSums,
+    dispersion_bound,
+    pooled_bound,
+)
 from gatectl.core.exposure import check_exposure
 from gatectl.core.observations import Observation
 from gatectl.policy.models import ExposureSettings
@@ -44,6 +55,11 @@ from gatectl.policy.models import ExposureSettings
 CRITERION, TRIGGER, ALPHA = 0.04, 0.06, 0.05
 WINDOW, HORIZON = 48 * 60, 72 * 60
 LEVEL = math.log(1.0 / ALPHA)
+BASELINE_SIZE = 9
+"""Baseline requests per canary request: a 10 % canary."""
+BASELINE_RATE = 0.02
+LOOKBACK = POOL_LOOKBACK_SECONDS // 60
+"""Minutes of baseline history pooled into the canary's dispersion bound."""
 
 Traffic = Callable[[NDArray[np.int64]], NDArray[np.float64]]
 Rate = Callable[[NDArray[np.int64]], NDArray[np.float64]]
@@ -63,25 +79,43 @@ class Cell:
     """Minute the true rate crosses the trigger (drift cells)."""
     calibration: str | None = None
     """The healthy cell the peers' knobs are calibrated on (``None``: this cell, other streams)."""
+    baseline_rho: float | None = None
+    """The baseline's intra-minute correlation (``None``: the canary's)."""
+    baseline_rate: Rate | None = None
+    """The baseline's true rate over time (``None``: 0.02 throughout)."""
 
 
 def _const(value: float) -> Callable[[NDArray[np.int64]], NDArray[np.float64]]:
     return lambda minutes: np.full(minutes.shape, value, dtype=float)
 
 
-def _minutes(
-    cell: Cell, rng: np.random.Generator
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    minutes = np.arange(HORIZON)
-    trials = np.floor(cell.per_minute(minutes) + rng.random(HORIZON))
-    means = np.clip(cell.rate(minutes), 1e-6, 1 - 1e-6)
-    if cell.rho > 0:
-        scale = (1.0 - cell.rho) / cell.rho
+Stream = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+"""Per-minute canary events and trials, then the baseline's (``LOOKBACK`` minutes earlier on)."""
+
+
+def _draw(
+    trials: NDArray[np.float64], means: NDArray[np.float64], rho: float, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    means = np.clip(means, 1e-6, 1 - 1e-6)
+    if rho > 0:
+        scale = (1.0 - rho) / rho
         probabilities = rng.beta(means * scale, (1.0 - means) * scale)
     else:
         probabilities = means
-    events = rng.binomial(trials.astype(np.int64), probabilities).astype(float)
-    return events, trials
+    return rng.binomial(trials.astype(np.int64), probabilities).astype(float)
+
+
+def _minutes(cell: Cell, rng: np.random.Generator) -> Stream:
+    minutes = np.arange(HORIZON)
+    trials = np.floor(cell.per_minute(minutes) + rng.random(HORIZON))
+    events = _draw(trials, cell.rate(minutes), cell.rho, rng)
+    # The baseline has run all along: LOOKBACK minutes before the step, same traffic shape.
+    before = np.arange(-LOOKBACK, HORIZON)
+    base_trials = np.floor(BASELINE_SIZE * cell.per_minute(before) + rng.random(len(before)))
+    base_rate = cell.baseline_rate or _const(BASELINE_RATE)
+    base_rho = cell.rho if cell.baseline_rho is None else cell.baseline_rho
+    base_events = _draw(base_trials, base_rate(before), base_rho, rng)
+    return events, trials, base_events, base_trials
 
 
 def _shown_above(x: float, n: float, threshold: float, level: float) -> bool:
@@ -104,32 +138,56 @@ def _recent_level(scale: int, minute: int) -> float:
     return math.log(1.0 / (1.0 - confidence))
 
 
-def run_once(cell: Cell, rng: np.random.Generator, *, dispersion: bool) -> tuple[str, int]:
+def run_once(cell: Cell, rng: np.random.Generator, *, dispersion: str) -> tuple[str, int]:
     """('fallback' | 'promote' | 'hold', minute)."""
-    return run_stream(*_minutes(cell, rng), dispersion=dispersion)
+    return run_stream(_minutes(cell, rng), dispersion=dispersion)
 
 
-def run_stream(
-    events: NDArray[np.float64], trials: NDArray[np.float64], *, dispersion: bool
-) -> tuple[str, int]:
-    """gatectl's rule on one stream of per-minute counts: (what happened first, minute)."""
+def _cumulative(
+    events: NDArray[np.float64], trials: NDArray[np.float64]
+) -> Callable[[int, int], DispersionSums]:
+    """The dispersion sums of minutes ``[start, end)`` in O(1)."""
     squares = np.where(trials > 0, events**2 / np.maximum(trials, 1), 0.0)
-    c_x = np.concatenate([[0.0], np.cumsum(events)])
-    c_n = np.concatenate([[0.0], np.cumsum(trials)])
-    c_q = np.concatenate([[0.0], np.cumsum(squares)])
-    c_k = np.concatenate([[0.0], np.cumsum(trials > 0)])
+    c_x, c_n, c_q, c_k = (
+        np.concatenate([[0.0], np.cumsum(values)]).tolist()
+        for values in (events, trials, squares, (trials > 0).astype(float))
+    )
 
-    def counts(start: int, end: int) -> tuple[float, float]:
-        x, n = c_x[end] - c_x[start], c_n[end] - c_n[start]
-        if not dispersion or n <= 0:
+    def sums(start: int, end: int) -> DispersionSums:
+        return DispersionSums(
+            c_q[end] - c_q[start],
+            c_x[end] - c_x[start],
+            c_n[end] - c_n[start],
+            c_k[end] - c_k[start],
+        )
+
+    return sums
+
+
+def run_stream(stream: Stream, *, dispersion: str) -> tuple[str, int]:
+    """gatectl's rule on one stream: (what happened first, minute).
+
+    ``dispersion``: ``pooled`` (the controller: the canary's window pooled with
+    the baseline's last ``LOOKBACK`` minutes), ``own`` (the canary's intervals
+    only, the rule before pooling) or ``none`` (``phi = 1``).
+    """
+    canary, baseline = _cumulative(stream[0], stream[1]), _cumulative(stream[2], stream[3])
+
+    def counts(start: int, end: int, *, pool: bool = False) -> tuple[float, float]:
+        sums = canary(start, end)
+        x, n = sums.events, sums.trials
+        if dispersion == "none" or n <= 0:
             return x, n
-        sums = DispersionSums(c_q[end] - c_q[start], x, n, c_k[end] - c_k[start])
-        phi = dispersion_bound(sums)
+        if pool and dispersion == "pooled":
+            # baseline index i is minute i - LOOKBACK: the LOOKBACK minutes before ``end``.
+            phi = pooled_bound(sums, baseline(end, end + LOOKBACK))
+        else:
+            phi = dispersion_bound(sums)
         return x / phi, n / phi
 
     for t in range(1, HORIZON + 1):
         start = max(0, t - WINDOW)
-        x, n = counts(start, t)
+        x, n = counts(start, t, pool=True)
         if _shown_above(x, n, TRIGGER, LEVEL):
             return "fallback", t
         for scale in SCALES:
@@ -138,7 +196,7 @@ def run_stream(
                 rx, rn = counts(anchor, t)
                 if _shown_above(rx, rn, TRIGGER, _recent_level(scale, t)):
                     return "fallback", t
-        raw_n = c_n[t] - c_n[start]
+        raw_n = canary(start, t).trials
         if t >= WINDOW and raw_n >= 100 and _shown_below(x, n, CRITERION, LEVEL):
             return "promote", t
     return "hold", HORIZON
@@ -182,20 +240,23 @@ class Result:
     knobs: tuple[int, int]
 
 
-def streams(cell: Cell, *, runs: int, seed: int) -> list[bursty_peers.Stream]:
+def streams(cell: Cell, *, runs: int, seed: int) -> list[Stream]:
     rng = np.random.default_rng(seed)
     return [_minutes(cell, rng) for _ in range(runs)]
 
 
 def run_cell(cell: Cell, calibration: Cell, *, runs: int, seed: int) -> Result:
     """Every rule on the same ``runs`` streams; the peers calibrated on other streams."""
-    knobs = bursty_peers.calibrate(streams(calibration, runs=runs, seed=seed + 100_003))
-    drawn = streams(cell, runs=runs, seed=seed)
+    knobs = bursty_peers.calibrate(
+        [(s[0], s[1]) for s in streams(calibration, runs=runs, seed=seed + 100_003)]
+    )
+    every = streams(cell, runs=runs, seed=seed)
+    drawn = [(s[0], s[1]) for s in every]
     promote = [bursty_peers.point_promotion(x, n) for x, n in drawn]
     return Result(
         cell,
-        _tally([run_stream(x, n, dispersion=True) for x, n in drawn]),
-        _tally([run_stream(x, n, dispersion=False) for x, n in drawn]),
+        _tally([run_stream(s, dispersion="pooled") for s in every]),
+        _tally([run_stream(s, dispersion="none") for s in every]),
         _tally(
             [
                 bursty_peers.outcome(bursty_peers.argo_fallback(x, n, knobs[0]), p)
@@ -273,7 +334,14 @@ def cells() -> list[Cell]:
         )
 
     out += [
-        Cell("5-min incident at 0.5, 1000/min rho 0.05", thousand, incident, 0.05, "healthy"),
+        Cell(
+            "5-min incident at 0.5 on both tracks, 1000/min rho 0.05",
+            thousand,
+            incident,
+            0.05,
+            "healthy",
+            baseline_rate=lambda minutes: np.where(incident(minutes) > 0.1, 0.5, BASELINE_RATE),
+        ),
         Cell("diurnal 100-1000/min rho 0.05 healthy 0.02", diurnal, _const(0.02), 0.05, "healthy"),
         Cell("traffic 0 for an hour, 100/min rho 0.05", outage, _const(0.02), 0.05, "healthy"),
         drift(100, 0.0),
@@ -281,6 +349,20 @@ def cells() -> list[Cell]:
         drift(100, 0.05),
         drift(1000, 0.05),
     ]
+    # Canary-only bursts: the baseline's requests fail independently (the pooling guard).
+    for per_minute in (100, 1000):
+        for rho in (0.05, 0.2):
+            for rate in (0.02, 0.035):
+                out.append(
+                    Cell(
+                        f"{per_minute}/min canary-only rho {rho} (baseline rho 0) healthy {rate}",
+                        _const(float(per_minute)),
+                        _const(rate),
+                        rho,
+                        "healthy",
+                        baseline_rho=0.0,
+                    )
+                )
     return out
 
 
@@ -352,10 +434,17 @@ def _fall_time(cell: Cell, tally: Tally) -> str:
     return _time(late - cell.crossing) + " after crossing"
 
 
-def report(*, runs: int, seed: int = 7, workers: int = 2) -> str:
-    every = cells()
+def report(*, runs: int, seed: int = 7, workers: int = 2, only: str | None = None) -> str:
+    """The tables; ``only``: comma-separated substrings, the cells whose name holds one."""
+    wanted = [w.strip() for w in (only or "").split(",") if w.strip()]
+    chosen = [
+        (i, cell)
+        for i, cell in enumerate(cells())
+        if not wanted or any(w in cell.name for w in wanted)
+    ]
+    every = [cell for _, cell in chosen]
     with Pool(workers) as pool:
-        done = pool.map(_job, [(i, runs, seed) for i in range(len(every))], chunksize=1)
+        done = pool.map(_job, [(i, runs, seed) for i, _ in chosen], chunksize=1)
     results = [Result(cell, *parts) for cell, parts in zip(every, done, strict=True)]
     never = _upper(0, runs)
     lines = [

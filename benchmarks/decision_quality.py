@@ -475,13 +475,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RUNS",
         help="only the bursty-traffic cells of issue 13 (benchmarks/bursty_cells.py), RUNS each",
     )
+    parser.add_argument(
+        "--cells",
+        metavar="NAMES",
+        help="with --bursty: only the cells whose name holds one of these comma-separated strings",
+    )
     args = parser.parse_args(argv)
     if args.bursty:
         sys.path.insert(0, str(Path(__file__).parent))
         from bursty_cells import report
 
         began = time.perf_counter()
-        print(report(runs=args.bursty))
+        print(report(runs=args.bursty, only=args.cells))
         print(f"\nwall time {time.perf_counter() - began:.0f} s")
         return 0
     runs = args.runs or (300 if args.quick else 2000)

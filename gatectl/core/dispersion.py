@@ -21,12 +21,19 @@ server-side with one subquery (``dispersion_query``): no per-minute series
 ever leaves Prometheus. ``gatectl.core.stats`` then bounds the rate on the
 effective counts ``x / phi`` and ``n / phi``, with ``phi`` an upper
 confidence bound (``dispersion_bound``; docs/statistics.md).
+
+A canary's first few intervals cannot tell a burst from a bad canary, so the
+canary's bound is **pooled** with the baseline's longer history
+(``pooled_bound``): the tracks' Pearson statistics and degrees of freedom
+are summed, the baseline's scaled to the canary's interval size, unless the
+canary's own intervals are significantly burstier than the baseline's.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 
 from gatectl.policy.durations import prometheus_range
@@ -34,13 +41,17 @@ from gatectl.policy.durations import prometheus_range
 __all__ = [
     "DISPERSION_CONFIDENCE",
     "DISPERSION_LABEL",
+    "GUARD_LEVEL",
     "MIN_INTERVAL_SECONDS",
+    "POOL_LOOKBACK_SECONDS",
     "DispersionSums",
     "dispersion_bound",
     "dispersion_factor",
     "dispersion_interval",
     "dispersion_query",
+    "guard_level",
     "pearson_ratio",
+    "pooled_bound",
     "sums_from",
 ]
 
@@ -99,8 +110,9 @@ DISPERSION_CONFIDENCE = 0.95
 """The bounds use an upper confidence bound on ``phi``, not the estimate itself."""
 
 
+@lru_cache(maxsize=4096)
 def _chi2_lower_quantile(dof: float, tail: float) -> float:
-    """The ``tail`` quantile of chi-squared with ``dof`` degrees of freedom (``tail`` < 0.5).
+    """The ``tail`` quantile of chi-squared with ``dof`` degrees of freedom.
 
     Exact for 1 and 2 degrees of freedom, Wilson-Hilferty (1931) above: within
     a few percent from 3 degrees of freedom on, closer as they grow.
@@ -140,6 +152,88 @@ def dispersion_bound(sums: DispersionSums, *, confidence: float = DISPERSION_CON
     dof = sums.intervals - 1.0
     factor = dof / _chi2_lower_quantile(dof, 1.0 - confidence)
     return min(cap, dispersion_factor(sums) * factor)
+
+
+POOL_LOOKBACK_SECONDS = 6 * 3600
+"""The baseline's history pooled into the canary's bound: its last 6 hours, for every gate."""
+
+GUARD_LEVEL = 0.05
+"""The heterogeneity test's level from 6 canary degrees of freedom on (``guard_level``)."""
+
+_GUARD_FIRST = 0.3
+"""The test's level with one canary degree of freedom (``guard_level``)."""
+
+
+def guard_level(dof: float) -> float:
+    """The heterogeneity test's level on ``dof`` canary degrees of freedom: max(0.05, 0.3 / dof).
+
+    Rejecting a homogeneous canary only costs speed (it keeps its own,
+    wider bound), while missing a burstier one costs coverage; with one or
+    two degrees of freedom the test has little power, so it runs at a
+    higher level there.
+    """
+    return max(GUARD_LEVEL, _GUARD_FIRST / max(1.0, dof))
+
+
+def _pearson(sums: DispersionSums) -> tuple[float, float] | None:
+    """``(X^2, k - 1)``, or ``None`` when ``pearson_ratio`` cannot tell."""
+    ratio = pearson_ratio(sums)
+    if ratio is None:
+        return None
+    dof = sums.intervals - 1.0
+    return ratio * dof, dof
+
+
+def pooled_bound(
+    canary: DispersionSums,
+    baseline: DispersionSums | None,
+    *,
+    confidence: float = DISPERSION_CONFIDENCE,
+) -> float:
+    """The canary's ``phi``: its Pearson statistic pooled with the baseline's longer history.
+
+    With ``A``, ``d_c`` the canary's ``X^2`` and degrees of freedom, ``B``,
+    ``d_b`` the baseline's (over ``POOL_LOOKBACK_SECONDS``), each floored at
+    its degrees of freedom (noise below binomial never narrows), and mean
+    requests per interval ``n_c``, ``n_b``: both tracks are taken to share
+    one per-interval rate variation (Beta-binomial, ``phi(n) = 1 + (n - 1)
+    rho``), so the baseline's factor is ``1 + s (phi_c - 1)``, ``s = (n_b -
+    1) / (n_c - 1)``. ``A / phi_c + B / (1 + s (phi_c - 1))`` is then about
+    chi-squared on ``d_c + d_b`` degrees of freedom and falls as ``phi_c``
+    grows; the upper bound is the root of
+
+        A / v + B / (1 + s (v - 1)) = chi2_{d_c + d_b}(1 - confidence)
+
+    (a quadratic; with ``s = 1``, ``(A + B) / chi2``: statistics and degrees
+    of freedom summed), at least 1, at most ``n_c``.
+
+    The guard keeps the canary's own ``dispersion_bound`` when the canary
+    has fewer than two intervals, when the baseline cannot tell (``None``,
+    fewer than two intervals, at most one request per interval), or when the
+    canary is significantly burstier than the baseline scaled to its size:
+    its raw ``X^2 > (1 + (max(1, B / d_b) - 1) / s) chi2_{d_c}(1 -
+    guard_level(d_c))``.
+    """
+    own = dispersion_bound(canary, confidence=confidence)
+    here = _pearson(canary)
+    there = None if baseline is None else _pearson(baseline)
+    if here is None or there is None or baseline is None:
+        return own
+    size_c = canary.trials / canary.intervals
+    size_b = baseline.trials / baseline.intervals
+    if size_c <= 1.0 or size_b <= 1.0:
+        return own
+    scale = (size_b - 1.0) / (size_c - 1.0)
+    (pearson_c, dof_c), (pearson_b, dof_b) = here, there
+    a, b = max(pearson_c, dof_c), max(pearson_b, dof_b)
+    expected = 1.0 + (b / dof_b - 1.0) / scale
+    if pearson_c > expected * _chi2_lower_quantile(dof_c, 1.0 - guard_level(dof_c)):
+        return own
+    q = _chi2_lower_quantile(dof_c + dof_b, 1.0 - confidence)
+    # q s v^2 + (q (1 - s) - a s - b) v - a (1 - s) = 0: the larger root.
+    quad, lin, const = q * scale, q * (1.0 - scale) - a * scale - b, -a * (1.0 - scale)
+    root = (-lin + math.sqrt(max(0.0, lin * lin - 4.0 * quad * const))) / (2.0 * quad)
+    return min(size_c, max(1.0, root))
 
 
 def dispersion_interval(scrape_interval: float) -> int:

@@ -31,9 +31,12 @@ from gatectl.core.catalog import (
 )
 from gatectl.core.dispersion import (
     DISPERSION_LABEL,
+    POOL_LOOKBACK_SECONDS,
+    DispersionSums,
     dispersion_bound,
     dispersion_interval,
     dispersion_query,
+    pooled_bound,
     sums_from,
 )
 from gatectl.core.drift import RECENT_SCALES, recent_key, recent_span
@@ -343,14 +346,19 @@ async def observe(
             at=at,
             batch=batch,
             concurrency=concurrency,
+            pooled={plan.key for plan in plans},
         ),
     )
 
     def measured(observation: Observation, track: str, key: str | None = None) -> Observation:
-        phi = spread.get((observation.metric, track, key or plan.key))
-        if phi is None or not observation.is_rate or observation.value is None:
+        sums = spread.get((observation.metric, track, key or plan.key))
+        if sums is None or not observation.is_rate or observation.value is None:
             return observation
-        return replace(observation, dispersion=phi)
+        if track == "canary" and key is None:
+            # The since-step window: pooled with the baseline's history (core.dispersion).
+            history = spread.get((observation.metric, _HISTORY, plan.key))
+            return replace(observation, dispersion=pooled_bound(sums, history))
+        return replace(observation, dispersion=dispersion_bound(sums))
 
     observed: dict[str, ObservationSet] = {}
     for plan in plans:
@@ -445,6 +453,10 @@ def _freshness_by_workflow(
     return {w: (newest.get(w), present.get(w, 0.0)) for w in newest.keys() | present.keys()}
 
 
+_HISTORY = "baseline history"
+"""The track key of the baseline's longer history pooled into a canary's ``phi``."""
+
+
 @dataclass(frozen=True)
 class _SpreadRead:
     """One rate's per-interval counts to read for one workflow on one track."""
@@ -488,15 +500,32 @@ async def _read_dispersion(
     at: datetime,
     batch: bool,
     concurrency: int,
-) -> dict[tuple[str, str, str], float]:
-    """(metric, track, gate key) -> dispersion factor of every rate the plans read.
+    pooled: set[str],
+) -> dict[tuple[str, str, str], DispersionSums]:
+    """(metric, track, gate key) -> dispersion sums of every rate the plans read.
 
-    One query per rate definition, window and track for all workflows in batch
-    mode (built-in shapes), else one per gate and rate. A failed query leaves
-    the rate unmeasured (bounded as independent requests), never no data.
+    For the plans in ``pooled``, each canary rate's baseline over the last
+    ``POOL_LOOKBACK_SECONDS`` too, as track ``_HISTORY``: one window for all
+    gates, so one more query per rate definition for the fleet. One query
+    per rate definition, window and track for all workflows in batch mode
+    (built-in shapes), else one per gate and rate. A failed query leaves the
+    rate unmeasured (bounded as independent requests), never no data.
     """
     wanted: dict[tuple[str, str, str], _SpreadRead] = {}
     for plan in plans:
+        if plan.key in pooled:
+            for metric, definition in plan.canary.items():
+                if definition is None or definition.numerator is None:
+                    continue
+                assert definition.denominator is not None
+                wanted[(metric, _HISTORY, plan.key)] = _SpreadRead(
+                    definition.numerator,
+                    definition.denominator,
+                    plan.workflow,
+                    POOL_LOOKBACK_SECONDS,
+                    "baseline",
+                    plan.dispersion_interval,
+                )
         for track, metrics in (("canary", plan.canary), ("baseline", plan.baseline)):
             for metric, definition in metrics.items():
                 if definition is None or definition.numerator is None:
@@ -529,7 +558,7 @@ async def _read_dispersion(
         else:
             alone.add(read)
     limit = asyncio.Semaphore(concurrency)
-    factors: dict[_SpreadRead, float] = {}
+    found: dict[_SpreadRead, DispersionSums] = {}
 
     async def ask(reads: list[_SpreadRead], workflows: list[str] | None) -> None:
         promql = reads[0].promql(workflows)
@@ -546,9 +575,9 @@ async def _read_dispersion(
         for read in reads:
             sums = sums_from(parts.get(read.workflow, {}))
             if sums is not None:
-                factors[read] = dispersion_bound(sums)
+                found[read] = sums
 
     tasks = [ask([read], None) for read in alone]
     tasks += [ask(group, sorted({r.workflow for r in group})) for group in groups.values()]
     await asyncio.gather(*tasks)
-    return {key: factors[read] for key, read in wanted.items() if read in factors}
+    return {key: found[read] for key, read in wanted.items() if read in found}

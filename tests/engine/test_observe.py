@@ -100,10 +100,11 @@ def test_batched_reads_split_by_workflow_and_missing_workflow_is_no_data() -> No
         }
     )
     observed = run([gate("a"), gate("b"), gate("c")], client, batch=True)
-    # exceptions, requests, regressions, the dispersion of exception_rate, the
-    # freshness of all three workflows, and the exposure check's two (the baseline's
-    # requests, the canary's requests over the grace)
-    assert len(client.queries) == 7
+    # exceptions, requests, regressions, the dispersion of exception_rate, its
+    # baseline's 6 h history (pooled into the canary's dispersion), the freshness of
+    # all three workflows, and the exposure check's two (the baseline's requests, the
+    # canary's requests over the grace)
+    assert len(client.queries) == 8
     assert all("by (workflow)" in q for q in client.queries)
     assert observed["default/a"].canary["exception_rate"].value == 0.01  # type: ignore[attr-defined]
     assert observed["default/b"].canary["exception_rate"].value == 0.02  # type: ignore[attr-defined]
@@ -116,17 +117,21 @@ def test_baseline_is_read_only_for_relative_conditions_and_on_its_own_track() ->
     client = Answers({"exceptions": one(1), "requests": one(100), "regressions": one(0)})
     observed = run([g], client)["default/a"]
     baseline_queries = [q for q in client.queries if 'track="baseline"' in q]
-    assert len(baseline_queries) == 3  # numerator, denominator, dispersion
+    # numerator, denominator, dispersion over the window and over the pooled 6 h
+    assert len(baseline_queries) == 4
     assert set(observed.baseline) == {"exception_rate"}  # type: ignore[attr-defined]
     plain = Answers({"exceptions": one(1), "requests": one(100), "regressions": one(0)})
     run([gate("b")], plain)
-    # the exposure check (on by default) reads the baseline's requests, nothing else
-    assert [q for q in plain.queries if "baseline" in q] == [
+    # the exposure check (on by default) reads the baseline's requests; the only other
+    # baseline read is the rate's dispersion over the last 6 h (pooled into the canary's)
+    history = [q for q in plain.queries if "baseline" in q and "[21600s:60s]" in q]
+    assert len(history) == 1 and "gatectl_dispersion" in history[0]
+    assert [q for q in plain.queries if "baseline" in q and q not in history] == [
         'sum(increase(workflow_requests_total{workflow="b",track="baseline"}[3600s]))'
     ]
     off = Answers({"exceptions": one(1), "requests": one(100), "regressions": one(0)})
     run([gate("c", exposure={"enabled": False})], off)
-    assert not [q for q in off.queries if "baseline" in q]
+    assert [q for q in off.queries if "baseline" in q and "[21600s:60s]" not in q] == []
 
 
 def read(workflow: str, kind: str, value: float) -> Sample:
