@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -215,6 +216,10 @@ def main() -> int:
         print("needs prometheus and promtool (apt-get install prometheus)", file=sys.stderr)
         return 2
     n, window = args.gates, args.window
+    if window < 120:
+        parser.error("--window: at least 120 s (2 x the backfill's 1-minute scrape interval)")
+    # Stopped by SIGTERM too (a background job ignores SIGINT): the finally blocks run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wall, cpu0 = time.perf_counter(), cpu_seconds(os.getpid())
     tmp = Path(tempfile.mkdtemp(prefix="fleet-shards-"))
     now = float(int(time.time()) // 60 * 60)
@@ -227,6 +232,7 @@ def main() -> int:
     logs = {name: tmp / f"{name}.log" for name in names}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     api_usage: dict[str, tuple[float, float]] = {}
+    api_writes: dict[str, int] = {}
     server_cm = RealKube() if args.api == "real" else KubeAPIServer(history=1_000)
     try:
         with server_cm as server:
@@ -290,6 +296,7 @@ def main() -> int:
             rss.update({name: peak_rss_mb(processes[name].pid) for name in survivors})
             if isinstance(server, RealKube):
                 api_usage = server.usage()
+                api_writes = server.writes()
             for name in survivors:
                 processes[name].terminate()
             for name in survivors:
@@ -323,6 +330,7 @@ def main() -> int:
     print(f"the killed replica's gates last written by: {dict(moved)}")
     print(f"gates last written by no survivor at the end: {unowned:,}")
     print(f"promotions logged: {promotions:,}; double steps: {doubles}")
+    print(f"ReleaseGate writes the API server served (verb, subresource, code): {api_writes}")
     for name, (cpu_s, rss_mb) in api_usage.items():
         print(f"{name}: {cpu_s:.0f} CPU s, peak RSS {rss_mb:.0f} MB")
     spent = cpu_seconds(os.getpid()) - cpu0

@@ -17,6 +17,7 @@ minute instead of every five.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -117,6 +118,24 @@ class RealKube:
         response.raise_for_status()
         items: list[dict[str, Any]] = response.json()["items"]
         return items
+
+    def writes(self) -> dict[str, int]:
+        """Requests served that change ReleaseGates, by verb and subresource (its /metrics)."""
+        text = self._client().get("/metrics").text
+        found: dict[str, int] = {}
+        for line in text.splitlines():
+            if (
+                not line.startswith("apiserver_request_total{")
+                or 'resource="releasegates"' not in line
+            ):
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+            if labels.get("verb") in ("POST", "PUT", "PATCH", "APPLY", "DELETE"):
+                key = (
+                    f"{labels['verb']} {labels.get('subresource') or 'object'} {labels.get('code')}"
+                )
+                found[key] = found.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))
+        return found
 
     def usage(self) -> dict[str, tuple[float, float]]:
         """(CPU seconds, peak RSS MB) of etcd and kube-apiserver so far."""
