@@ -95,6 +95,31 @@ def _boolean_view(metric: str, condition: Condition, value: float) -> float | bo
     return value
 
 
+class _Bounds:
+    """The confidence intervals of one decision, each computed once.
+
+    A criterion and a trigger on one metric (``exception_rate <= 0.04`` and
+    ``exception_rate > 0.06``) bound the same counts at the same level: one
+    pair of root searches, not two. Lives for one decision: nothing is kept
+    between gates or passes.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[float, float, float, float], Interval] = {}
+
+    def rate(
+        self, events: float, trials: float, *, confidence: float, dispersion: float
+    ) -> Interval:
+        key = (events, trials, confidence, dispersion)
+        known = self._known.get(key)
+        if known is None:
+            known = stats.rate_interval(
+                events, trials, confidence=confidence, dispersion=dispersion
+            )
+            self._known[key] = known
+        return known
+
+
 def _evaluate(
     metric: str,
     condition: Condition,
@@ -103,6 +128,7 @@ def _evaluate(
     *,
     confidence: float | None,
     trigger: bool,
+    bounds: _Bounds,
 ) -> _Outcome:
     """Evaluate one condition; ``result`` is phrased for a criterion (pass/fail/undecided/no_data).
 
@@ -134,7 +160,7 @@ def _evaluate(
     problem = _count_problem(observation, baseline if condition.relative else None)
     if problem is not None:
         return _Outcome("no_data", shown, note=problem)
-    interval = _interval(condition, observation, baseline, confidence=confidence)
+    interval = _interval(condition, observation, baseline, confidence=confidence, bounds=bounds)
     # With a relative condition the interval is of canary - bound, compared with 0.
     limit = 0.0 if condition.relative else float(threshold)
     strict = condition.op in ("<", ">")
@@ -202,13 +228,12 @@ def _interval(
     baseline: Observation | None,
     *,
     confidence: float,
+    bounds: _Bounds,
 ) -> Interval:
     events = observation.numerator or 0.0
     trials = observation.denominator or 0.0
     if not condition.relative:
-        return stats.rate_interval(
-            events, trials, confidence=confidence, dispersion=_phi(observation)
-        )
+        return bounds.rate(events, trials, confidence=confidence, dispersion=_phi(observation))
     assert baseline is not None
     scale, offset = 1.0, 0.0
     if condition.baseline_op == "*":
@@ -217,16 +242,19 @@ def _interval(
         offset = condition.baseline_arg
     elif condition.baseline_op == "-":
         offset = -condition.baseline_arg
-    return stats.difference_interval(
-        events,
-        trials,
-        baseline.numerator or 0.0,
-        baseline.denominator or 0.0,
+    # As stats.difference_interval computes it, from intervals the decision may have already.
+    each = stats.difference_level(confidence)
+    return stats.difference_of(
+        bounds.rate(events, trials, confidence=each, dispersion=_phi(observation)),
+        bounds.rate(
+            baseline.numerator or 0.0,
+            baseline.denominator or 0.0,
+            confidence=each,
+            dispersion=_phi(baseline),
+        ),
         confidence=confidence,
         scale=scale,
         offset=offset,
-        canary_dispersion=_phi(observation),
-        baseline_dispersion=_phi(baseline),
     )
 
 
@@ -245,6 +273,7 @@ def _check(
     settings: CheckSettings,
     spec: GateSpec,
     observations: ObservationSet,
+    bounds: _Bounds,
 ) -> CheckResult:
     observation = observations.canary.get(metric)
     outcome = _evaluate(
@@ -254,6 +283,7 @@ def _check(
         observations.baseline.get(metric),
         confidence=_level(settings, spec),
         trigger=kind == "trigger",
+        bounds=bounds,
     )
     result = outcome.result
     if kind == "trigger":
@@ -285,6 +315,7 @@ def _recent(
     observations: ObservationSet,
     state: GateState,
     now: datetime,
+    bounds: _Bounds,
 ) -> CheckResult:
     """The trigger on the recent windows too, when the whole window did not fire it.
 
@@ -317,6 +348,7 @@ def _recent(
             None,
             confidence=level,
             trigger=True,
+            bounds=bounds,
         )
         if outcome.result != "pass":
             continue
@@ -389,6 +421,7 @@ def decide(
     above = [index for index, candidate in enumerate(shares) if candidate > share]
     promote_to = above[0] if above else None
     window = evaluation_window(spec, started_at=state.step_started_at, now=now)
+    bounds = _Bounds()
     checked: list[tuple[CheckResult, CheckSettings]] = [
         (
             _check(
@@ -399,6 +432,7 @@ def decide(
                 settings=c,
                 spec=spec,
                 observations=observations,
+                bounds=bounds,
             ),
             c,
         )
@@ -415,12 +449,14 @@ def decide(
                     settings=t,
                     spec=spec,
                     observations=observations,
+                    bounds=bounds,
                 ),
                 t,
                 spec=spec,
                 observations=observations,
                 state=state,
                 now=now,
+                bounds=bounds,
             ),
             t,
         )
