@@ -12,8 +12,8 @@ window, 72 h horizon: the trigger fires when the lower bound of the
 dispersion-widened sequence (``stats.log_mixture`` on the effective counts
 ``x / phi``, ``n / phi``; ``phi`` the upper confidence bound
 ``dispersion_bound`` on Pearson's X^2 / (k - 1) of the window's minutes,
-pooled with the baseline's last 6 hours by ``pooled_bound``, as the
-controller computes it) passes 0.06 on the whole window, or on a recent
+pooled with the baseline's last 6 hours by ``pooled_bound``, on every
+window, as the controller computes it) passes 0.06 on the whole window, or on a recent
 window (1 h, 3 h and 9 h scales, ``gatectl.core.drift``) at error
 ``alpha / (3 j (j + 1))``; promotion needs the window elapsed, 100 requests
 and the upper bound <= 0.04. It mirrors ``gatectl.core.decide`` with the
@@ -173,12 +173,12 @@ def run_stream(stream: Stream, *, dispersion: str) -> tuple[str, int]:
     """
     canary, baseline = _cumulative(stream[0], stream[1]), _cumulative(stream[2], stream[3])
 
-    def counts(start: int, end: int, *, pool: bool = False) -> tuple[float, float]:
+    def counts(start: int, end: int) -> tuple[float, float]:
         sums = canary(start, end)
         x, n = sums.events, sums.trials
         if dispersion == "none" or n <= 0:
             return x, n
-        if pool and dispersion == "pooled":
+        if dispersion == "pooled":
             # baseline index i is minute i - LOOKBACK: the LOOKBACK minutes before ``end``.
             phi = pooled_bound(sums, baseline(end, end + LOOKBACK))
         else:
@@ -187,7 +187,7 @@ def run_stream(stream: Stream, *, dispersion: str) -> tuple[str, int]:
 
     for t in range(1, HORIZON + 1):
         start = max(0, t - WINDOW)
-        x, n = counts(start, t, pool=True)
+        x, n = counts(start, t)
         if _shown_above(x, n, TRIGGER, LEVEL):
             return "fallback", t
         for scale in SCALES:

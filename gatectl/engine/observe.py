@@ -354,8 +354,9 @@ async def observe(
         sums = spread.get((observation.metric, track, key or plan.key))
         if sums is None or not observation.is_rate or observation.value is None:
             return observation
-        if track == "canary" and key is None:
-            # The since-step window: pooled with the baseline's history (core.dispersion).
+        if track == "canary":
+            # Every canary window (since the step, recent): pooled with the baseline's
+            # history (core.dispersion).
             history = spread.get((observation.metric, _HISTORY, plan.key))
             return replace(observation, dispersion=pooled_bound(sums, history))
         return replace(observation, dispersion=dispersion_bound(sums))
