@@ -15,7 +15,7 @@ Evaluations are counted (``log_mixture`` calls), never timed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,19 +33,31 @@ from gatectl.policy import GateSpec
 
 @contextmanager
 def _counted() -> Iterator[list[int]]:
-    """Count ``log_mixture`` evaluations inside the block."""
+    """Count ``log_mixture`` evaluations inside the block (also those through ``_mixture``)."""
     real = stats.log_mixture
+    real_mixture = stats._mixture
     used = [0]
 
     def counted(*args: Any, **kwargs: Any) -> float:
         used[0] += 1
         return real(*args, **kwargs)
 
+    def counted_mixture(*args: Any, **kwargs: Any) -> Callable[[float], float]:
+        at = real_mixture(*args, **kwargs)
+
+        def counted_at(p: float) -> float:
+            used[0] += 1
+            return at(p)
+
+        return counted_at
+
     stats.log_mixture = counted  # type: ignore[assignment]
+    stats._mixture = counted_mixture  # type: ignore[assignment]
     try:
         yield used
     finally:
         stats.log_mixture = real  # type: ignore[assignment]
+        stats._mixture = real_mixture  # type: ignore[assignment]
 
 
 # --- samples_needed: the same answer as the plain search, in a few evaluations --------------
@@ -304,3 +316,18 @@ def test_difference_of_two_intervals_is_bit_for_bit_difference_interval(
     assert stats.difference_of(
         canary, base, confidence=0.95, scale=scale, offset=offset
     ) == stats.difference_interval(*counts, confidence=0.95, scale=scale, offset=offset)
+
+
+_points = [1e-300, 1e-17, 1e-6, 0.003, 0.04, 0.5, 0.96, 1 - 1e-9, 1 - 1e-15]
+_counts = [(0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.012, 1.2), (12.5, 301.7), (35.0, 1000.0)]
+_counts += [(0.04e15, 1e15), (3.0, 2.0**62), (2.0**62, 2.0**62), (11.0, 10.0)]
+
+
+@pytest.mark.parametrize("strength", [stats.PRIOR_STRENGTH, 3.5])
+@pytest.mark.parametrize(("events", "trials"), _counts)
+def test_a_root_searchs_log_m_is_bit_for_bit_log_mixture(
+    events: float, trials: float, strength: float
+) -> None:
+    at = stats._mixture(events, trials, strength)
+    for p in _points:
+        assert at(p) == stats.log_mixture(p, events, trials, strength=strength)

@@ -47,19 +47,35 @@ class BudgetSpentError(AssertionError):
 def _budget(limit: int) -> Iterator[list[int]]:
     """Count ``log_mixture`` evaluations inside the block; fail past ``limit``."""
     real = stats.log_mixture
+    real_mixture = stats._mixture
     used = [0]
 
-    def counted(*args: Any, **kwargs: Any) -> float:
+    def spend() -> None:
         used[0] += 1
         if used[0] > limit:
             raise BudgetSpentError(f"more than {limit} log_mixture evaluations")
+
+    def counted(*args: Any, **kwargs: Any) -> float:
+        spend()
         return real(*args, **kwargs)
 
+    def counted_mixture(*args: Any, **kwargs: Any) -> Callable[[float], float]:
+        # A root search evaluates log M through _mixture (log_mixture with the counts fixed).
+        at = real_mixture(*args, **kwargs)
+
+        def counted_at(p: float) -> float:
+            spend()
+            return at(p)
+
+        return counted_at
+
     stats.log_mixture = counted  # type: ignore[assignment]
+    stats._mixture = counted_mixture  # type: ignore[assignment]
     try:
         yield used
     finally:
         stats.log_mixture = real  # type: ignore[assignment]
+        stats._mixture = real_mixture  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True)
