@@ -44,14 +44,14 @@ def independent(canary: Counts, baseline: Counts) -> float:
     n_c = sum(n for _, n in canary) / len(canary)
     n_b = sum(n for _, n in baseline) / len(baseline)
     s = (n_b - 1) / (n_c - 1)
-    q = chi2.ppf(0.05, d_c + d_b)
+    q = float(chi2.ppf(0.05, d_c + d_b))
 
     def excess(v: float) -> float:
         return a / v + b / (1 + s * (v - 1)) - q
 
     if excess(1.0) <= 0:
         return 1.0
-    return min(n_c, brentq(excess, 1.0, 1e9, xtol=1e-12, rtol=1e-14))
+    return min(n_c, float(brentq(excess, 1.0, 1e9, xtol=1e-12, rtol=1e-14)))
 
 
 def minutes(seed: int, *, per_minute: int, mean: float, rho: float, count: int) -> Counts:

@@ -12,23 +12,32 @@ pooling):
 - a bad canary (0.12, independent requests) falls back at its third look
   with the baseline; its twin still holds then, and falls back later;
 - healthy bursty canaries (correlation 0.2) never fall back: bursty on both
-  tracks, or on the canary only (the guard keeps the canary's own bound).
+  tracks, or on the canary only (the guard keeps the canary's own bound);
+- batched, the baseline's history is one query for all gates, and the
+  canary's factor is the pooled bound computed here from the drawn minutes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from scipy.optimize import brentq
+from scipy.stats import chi2
 from support.prometheus import require_prometheus
 
+from gatectl.adapters.prometheus import PrometheusClient, Sample
 from gatectl.cli import main
 from gatectl.demo.localprom import LocalPrometheus, SeriesSpec, render_openmetrics
+from gatectl.engine.observe import observe, plan_gate
+from gatectl.policy.models import Gate, GateSpec
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -78,13 +87,20 @@ def counter(
     yield SeriesSpec("workflow_exceptions_total", "counter", labels, exceptions)
 
 
+BASELINES = {
+    workflow: draw(BASELINE_SIZE * per_minute, 0.02, rho, HISTORY + AFTER, seed=100 + seed)
+    for seed, (workflow, (per_minute, _, rho)) in enumerate(CANARIES.items())
+}
+"""Baseline exceptions per minute from ``HISTORY`` minutes before T0."""
+
+
 def all_series() -> Iterator[SeriesSpec]:
-    for seed, (workflow, (per_minute, counts, rho)) in enumerate(CANARIES.items()):
+    for workflow, (per_minute, counts, _) in CANARIES.items():
         yield from counter(workflow, "canary", T0, per_minute, counts)
         yield from counter(f"{workflow}-alone", "canary", T0, per_minute, counts)
         size = BASELINE_SIZE * per_minute
-        baseline = draw(size, 0.02, rho, HISTORY + AFTER, seed=100 + seed)
-        yield from counter(workflow, "baseline", T0 - timedelta(minutes=HISTORY), size, baseline)
+        start = T0 - timedelta(minutes=HISTORY)
+        yield from counter(workflow, "baseline", start, size, BASELINES[workflow])
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +204,68 @@ def test_a_healthy_bursty_canary_does_not_fall_back(
     ]
     # Correlation 0.2 at 400 requests a minute: a true factor of ~81, seen as such.
     assert widened and max(widened[30:]) > 20
+
+
+def pearson(counts: list[int], per_minute: int) -> float:
+    """Pearson's X^2 over minutes of ``per_minute`` requests, in exact rationals."""
+    p = Fraction(sum(counts), per_minute * len(counts))
+    return float(
+        sum(Fraction(x - per_minute * p) ** 2 / (per_minute * p * (1 - p)) for x in counts)
+    )
+
+
+def pooled(canary: list[int], n_c: int, baseline: list[int], n_b: int) -> float:
+    """The pooled bound from its defining equation, solved numerically (scipy's quantile)."""
+    d_c, d_b = len(canary) - 1, len(baseline) - 1
+    a, b = max(pearson(canary, n_c), d_c), max(pearson(baseline, n_b), d_b)
+    s, q = (n_b - 1) / (n_c - 1), chi2.ppf(0.05, d_c + d_b)
+    root = brentq(lambda v: a / v + b / (1 + s * (v - 1)) - q, 1.0, 1e9, xtol=1e-12)
+    return float(min(n_c, max(1.0, root)))
+
+
+class Counting:
+    """A Prometheus client that keeps every query it sends."""
+
+    def __init__(self, client: PrometheusClient) -> None:
+        self.client, self.queries = client, list[str]()
+
+    async def query(self, promql: str, *, at: datetime) -> list[Sample]:
+        self.queries.append(promql)
+        return await self.client.query(promql, at=at)
+
+
+def test_the_controller_reads_the_baseline_s_history_once_for_all_gates(
+    prometheus_url: str,
+) -> None:
+    """Batched: one history query for every gate whatever its window; the canary's
+    dispersion is the pooled bound computed here from the drawn minutes."""
+    spec = GateSpec.model_validate(
+        {
+            "canary_traffic": 0.1,
+            "promotion_window": "2h",
+            "success_criteria": {"exception_rate": "<= 0.04"},
+        }
+    )
+    minutes = {"pooled-bad": 10, "pooled-bursty": 20, "pooled-canary-only": 30}
+    at = T0 + timedelta(minutes=30)
+    plans = [
+        plan_gate(Gate(name=w, spec=spec), window_seconds=60.0 * m) for w, m in minutes.items()
+    ]
+
+    async def read() -> tuple[dict[str, float | None], list[str]]:
+        async with PrometheusClient(prometheus_url, timeout=30) as client:
+            counting = Counting(client)
+            observed = await observe(plans, counting, at=at, batch=True)
+        phi = {p.workflow: observed[p.key].canary["exception_rate"].dispersion for p in plans}
+        return phi, counting.queries
+
+    found, queries = asyncio.run(read())
+    history = [q for q in queries if "[21600s:60s]" in q]
+    assert len(history) == 1 and 'track="baseline"' in history[0]
+
+    per_minute, counts, _ = CANARIES["pooled-bad"]
+    end = HISTORY + 30  # the baseline's minute ending at `at` is index end - 1
+    expected = pooled(
+        counts[20:30], per_minute, BASELINES["pooled-bad"][end - 361 : end], 9 * per_minute
+    )
+    assert found["pooled-bad"] == pytest.approx(expected, rel=2e-4)
