@@ -314,7 +314,10 @@ def main() -> int:
     moved = Counter(
         final[k].get("controller") for k, s in at_kill.items() if s.get("controller") == victim
     )
-    unowned = sum(1 for s in final.values() if s.get("controller") not in survivors)
+    # An unfinished gate still last written by the dead replica: nobody took it over.
+    orphans = sum(
+        1 for s in final.values() if s.get("controller") == victim and s.get("step", 0) < len(STEPS)
+    )
     print()
     print("| replica | gates | share | peak RSS MB | CPU s (to the kill) |")
     print("|---|---:|---:|---:|---:|")
@@ -328,7 +331,7 @@ def main() -> int:
     print(f"gates: {n:,}; first full coverage: {first:.0f} s; killed: {victim}")
     print(f"takeover after the SIGKILL: {took:.1f} s (lease 15 s, retry 2 s)")
     print(f"the killed replica's gates last written by: {dict(moved)}")
-    print(f"gates last written by no survivor at the end: {unowned:,}")
+    print(f"unfinished gates still last written by {victim} at the end: {orphans:,}")
     print(f"promotions logged: {promotions:,}; double steps: {doubles}")
     print(f"ReleaseGate writes the API server served (verb, subresource, code): {api_writes}")
     for name, (cpu_s, rss_mb) in api_usage.items():
