@@ -32,6 +32,7 @@ from gatectl.adapters.kube.client import EVENTS, RELEASEGATES, Resources
 from gatectl.adapters.kube.events import record_event
 from gatectl.adapters.kube.watch import Watcher
 from gatectl.core.status import GateRequests
+from gatectl.engine.compact import compact
 from gatectl.engine.stores import GateEntry
 from gatectl.engine.workers import DEFAULT_WORKERS, WorkerPool
 from gatectl.errors import ConflictError, GatectlError, NotFoundError, PolicyError
@@ -82,11 +83,17 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """``obj`` as the cache keeps it: no ``managedFields``, no last-applied annotation.
+    """``obj`` as the cache keeps it: no ``managedFields``, no last-applied annotation, and
+    its strings shared with every other cached object's (``compact``).
 
     The status subresource's PUT keeps both on the server (an update without
     ``managedFields`` leaves them as they are; a status write ignores metadata).
     """
+    kept: dict[str, Any] = compact(_trim(obj))
+    return kept
+
+
+def _trim(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata")
     if not isinstance(meta, Mapping):
         return obj
@@ -180,9 +187,10 @@ class KubeStore:
                 log.warning("watch of ReleaseGates failed, retrying: %s", exc)
                 stop.wait(2.0)
 
-    def _apply(self, kind: str, obj: dict[str, Any]) -> None:
+    def _apply(self, kind: str, obj: dict[str, Any], *, slimmed: bool = False) -> None:
         key = _key(obj)
-        obj = slim(obj)
+        if not slimmed:
+            obj = slim(obj)
         with self._lock:
             if kind == "DELETED":
                 self._cache.pop(key, None)
@@ -262,7 +270,7 @@ class KubeStore:
             self._refresh(entry)
             raise
         updated = slim(updated)
-        self._apply("MODIFIED", updated)
+        self._apply("MODIFIED", updated, slimmed=True)
         return replace(entry, status=updated.get("status") or {}, handle=updated)
 
     def _refresh(self, entry: GateEntry) -> None:

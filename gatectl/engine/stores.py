@@ -32,6 +32,7 @@ from gatectl.core.statecheck import (
 )
 from gatectl.core.status import GateRequests
 from gatectl.core.timeparse import format_time
+from gatectl.engine.compact import compact
 from gatectl.engine.filestate import read_traffic
 from gatectl.engine.statestore import EventWrite, Row, StateStore, StatusWrite
 from gatectl.engine.stored import (
@@ -298,6 +299,8 @@ class FileStore:
             steps=gate.spec.shares if gate is not None else None,
             now=self.clock(),
         )
+        if type(verdict) is dict:
+            verdict = compact(verdict)  # kept until it changes: strings shared across gates
         self._verdicts[key] = (basis, verdict)
         if isinstance(verdict, Mapping) and row is not None and row.status is not None:
             self._rows[key] = replace(row, status=None)  # kept once: parsed, as the verdict
@@ -388,7 +391,7 @@ class FileStore:
 
     def write_status(self, entry: GateEntry, status: Mapping[str, Any]) -> GateEntry:
         """Replace the gate's status (with a journal record if its step moved); see ``flush``."""
-        body = dict(status)
+        body: dict[str, Any] = compact(dict(status))  # kept as the gate's status until it changes
         text = canonical(body)
         record: str | None = None
         cached = self._journal.get(entry.key, [])

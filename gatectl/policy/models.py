@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Annotated, Any, Literal
+import weakref
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -45,6 +46,7 @@ __all__ = [
     "TrafficSettings",
     "TriggerSpec",
     "WebhookSettings",
+    "shared",
 ]
 
 MAX_STEPS = 20
@@ -129,6 +131,38 @@ class _Model(BaseModel):
     # (gatectl.core.crd reads them); pydantic's use_attribute_docstrings
     # would parse this module's source on every import, ~50 ms on the CLI path.
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_SHARED: weakref.WeakValueDictionary[tuple[Any, ...], BaseModel] = weakref.WeakValueDictionary()
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def shared(model: _M) -> _M:
+    """The one instance of ``model``'s value: equal frozen sub-models are one object.
+
+    A fleet is made from a few templates, so its gates' criteria, triggers and
+    settings repeat: 10,000 copies of each would be most of what the policies
+    weigh. Models are frozen (and nothing mutates their dicts or lists), so an
+    instance can be shared; two are the same value when their JSON and the
+    fields they were given are. Kept weakly: a value no gate uses any more goes.
+    """
+    key = (type(model), model.model_dump_json(), frozenset(model.model_fields_set))
+    # No lock (the policy layer starts no threads): two loaders racing may keep two equal
+    # instances, which is only less sharing.
+    found = _SHARED.setdefault(key, model)
+    return found  # type: ignore[return-value]
+
+
+def _shared_fields_set(model: BaseModel) -> None:
+    """One ``model_fields_set`` for every model given the same fields (never mutated: frozen
+    models have no ``__setattr__``, and ``model_copy`` copies it)."""
+    fields = frozenset(model.model_fields_set)
+    one = _FIELD_SETS.get(fields)
+    if one is None and len(_FIELD_SETS) < 4096:
+        one = _FIELD_SETS.setdefault(fields, set(fields))
+    if one is not None:
+        object.__setattr__(model, "__pydantic_fields_set__", one)
 
 
 class CheckSettings(_Model):
@@ -589,6 +623,19 @@ class GateSpec(_Model):
             data["promotion_window"] = data.pop("promotion_window_hours")
         return data
 
+    @model_validator(mode="after")
+    def _share(self) -> GateSpec:
+        """Equal sub-models of different gates become one instance (``shared``)."""
+        fields = self.__dict__
+        fields["success_criteria"] = {k: shared(v) for k, v in self.success_criteria.items()}
+        fields["rollback_trigger"] = [shared(t) for t in self.rollback_trigger]
+        fields["metrics"] = {k: shared(v) for k, v in self.metrics.items()}
+        for name in ("prometheus", "exposure", "approval", "traffic", "webhook"):
+            if isinstance(fields[name], BaseModel):
+                fields[name] = shared(fields[name])
+        _shared_fields_set(self)
+        return self
+
     @field_validator("promotion_window", "evaluation_interval")
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -666,6 +713,11 @@ class Gate(_Model):
     source: str = ""
     """``file:line`` of the document, or ``namespace/name`` on Kubernetes."""
     generation: int | None = None
+
+    @model_validator(mode="after")
+    def _share(self) -> Gate:
+        _shared_fields_set(self)
+        return self
 
     @property
     def workflow(self) -> str:

@@ -109,3 +109,23 @@ def test_a_status_write_from_the_slim_cache_keeps_managed_fields_and_annotations
         created["metadata"].get("managedFields")
     )
     assert stored["spec"] == created["spec"]
+
+
+def test_the_cache_keeps_objects_compact_strings_shared_across_gates(api: KubeAPIServer) -> None:
+    """Equal strings of different cached objects are one object (``compact``), values unchanged."""
+    for name in ("one", "two"):
+        api.put(*GATES, releasegate(name, promotion_window="2h"))
+    store = KubeStore(load_api_client(kubeconfig=api.kubeconfig_path))
+    store.sync()
+    one, two = store.list_gates()
+    assert one.handle["spec"]["promotion_window"] is two.handle["spec"]["promotion_window"]
+    assert one.handle["kind"] is two.handle["kind"]
+    body = {"phase": "Progressing", "step": 1, "message": "warming up"}
+    written = [store.write_status(e, dict(body)) for e in (one, two)]
+    assert written[0].status == written[1].status == body
+    assert written[0].status["message"] is written[1].status["message"]
+    again = store.list_gates()
+    assert [e.status for e in again] == [body, body]
+    assert again[0].status["message"] is again[1].status["message"]
+    stored = api.list(*GATES)
+    assert [o["status"] for o in stored] == [body, body]
