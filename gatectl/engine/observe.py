@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from gatectl.adapters.prometheus import Sample, format_labels, single_value
+from gatectl.adapters.prometheus import Sample, format_labels, value_or_error
 from gatectl.core.catalog import (
     BUILTIN,
     FRESHNESS_LABEL,
@@ -182,11 +182,8 @@ async def _execute(
         if isinstance(answer, QueryError):
             results[read] = answer
             return
-        try:
-            # The evidence shows the query already: the message need not repeat it.
-            results[read] = single_value(answer)
-        except QueryError as exc:
-            results[read] = exc
+        # The evidence shows the query already: the message need not repeat it.
+        results[read] = value_or_error(answer)
 
     async def grouped(group: list[Read]) -> None:
         first = group[0]
@@ -208,12 +205,9 @@ async def _execute(
         for sample in answer:
             by_workflow[sample.labels.get("workflow", "")].append(sample)
         for read in group:
-            try:
-                # A gate's evidence names its own query (read.promql()), never the batch:
-                # the batch lists every workflow, so quoting it would grow with the fleet.
-                results[read] = single_value(by_workflow.get(read.workflow, []))
-            except QueryError as exc:
-                results[read] = exc
+            # A gate's evidence names its own query (read.promql()), never the batch:
+            # the batch lists every workflow, so quoting it would grow with the fleet.
+            results[read] = value_or_error(by_workflow.get(read.workflow, []))
 
     tasks = []
     groups: dict[tuple[str, str, str], list[Read]] = defaultdict(list)
