@@ -88,10 +88,21 @@ class DecisionBook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: dict[tuple[str, str], tuple[str, Decision]] = {}
+        self.keeping = True
+        """False once the API is known to be off: no decision is kept (each holds its
+        evidence, a few KB a gate) for an API that answers 404."""
 
     def record(self, gate: Gate, decision: Decision) -> None:
+        if not self.keeping:
+            return
         with self._lock:
             self._latest[(gate.namespace, gate.name)] = (gate.workflow, decision)
+
+    def stop_keeping(self) -> None:
+        """The API is off: forget every decision and keep none from now on."""
+        with self._lock:
+            self.keeping = False
+            self._latest.clear()
 
     def forget(self, *, namespace: str, gate: str) -> None:
         with self._lock:
@@ -368,4 +379,6 @@ def decision_api(
                 audiences=audiences,
             )
         )
+    if not authenticators:
+        book.stop_keeping()  # the API answers 404: nothing will read the book
     return DecisionAPI(book, authenticators)

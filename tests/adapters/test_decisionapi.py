@@ -26,6 +26,7 @@ from gatectl.adapters.decisionapi import (
     DecisionBook,
     StaticTokens,
     TokenReviewer,
+    decision_api,
 )
 from gatectl.adapters.exposition import Recorder
 from gatectl.adapters.kube.client import (
@@ -419,3 +420,20 @@ def test_tokenreview_lets_a_serviceaccount_read_only_its_own_namespaces_gates(
         assert reviewer.allows("not-a-token", namespace=namespace, name="triage") is None
     finally:
         admin.close()
+
+
+def test_the_book_keeps_nothing_once_the_api_is_off(book: DecisionBook) -> None:
+    """``gatectl run`` without --api-token-file or --api-token-review: no decision is kept."""
+    api = decision_api(book, token_file=None, token_review=False)
+    assert api.authenticators == []
+    assert book.get("team-a", "holding") is None
+    book.record(_gate("holding"), _decision(Action.HOLD))
+    assert book.get("team-a", "holding") is None
+
+
+def test_the_book_keeps_decisions_when_the_api_is_on(book: DecisionBook, token_file: Path) -> None:
+    decision_api(book, token_file=str(token_file), token_review=False)
+    book.record(_gate("later"), _decision(Action.PROMOTE))
+    found = book.get("team-a", "later")
+    assert found is not None and found["decision"] == "promote"
+    assert book.get("team-a", "holding") is not None
