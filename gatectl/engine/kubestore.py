@@ -132,6 +132,8 @@ class KubeStore:
         self.watch_timeout = watch_timeout
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
         self._validated_cache: dict[tuple[str, str], _Validated] = {}
+        self._listed: dict[str | None, tuple[list[dict[str, Any]], str]] = {}
+        """Per scope, what ``sync`` listed last (objects and resourceVersion), until ``start``."""
         self._lock = threading.Lock()
         self.synced = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -148,8 +150,14 @@ class KubeStore:
         fresh: dict[tuple[str, str], dict[str, Any]] = {}
         for namespace in self._scopes():
             listed = self.gates.list(namespace=namespace, label_selector=self.label_selector)
-            for obj in listed.items:
-                fresh[_key(obj)] = slim(obj)
+            items = listed.items
+            items.reverse()
+            kept = []
+            while items:  # each listed object let go once slimmed: never the fleet twice
+                obj = slim(items.pop())
+                fresh[_key(obj)] = obj
+                kept.append(obj)
+            self._listed[namespace] = (kept, listed.resource_version)
         with self._lock:
             # A watch event applied while we listed may be newer than the list.
             for key, obj in fresh.items():
@@ -168,6 +176,9 @@ class KubeStore:
                 label_selector=self.label_selector,
                 timeout_seconds=self.watch_timeout,
             )
+            listed = self._listed.pop(namespace, None)
+            if listed is not None:  # watch on from ``sync``'s list: no second list of the fleet
+                watcher.resume(*listed)
             thread = threading.Thread(
                 target=self._watch,
                 args=(watcher, stop),

@@ -8,6 +8,8 @@ again, and an invalid spec keeps its message.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,24 @@ def test_the_cache_keeps_objects_compact_strings_shared_across_gates(api: KubeAP
     assert again[0].status["message"] is again[1].status["message"]
     stored = api.list(*GATES)
     assert [o["status"] for o in stored] == [body, body]
+
+
+def test_the_watch_goes_on_from_the_first_list_without_listing_the_fleet_again(
+    api: KubeAPIServer,
+) -> None:
+    for name in ("one", "two"):
+        api.put(*GATES, releasegate(name))
+    store = KubeStore(load_api_client(kubeconfig=api.kubeconfig_path), watch_timeout=1)
+    store.sync()
+    api.put(*GATES, releasegate("three"))
+    stop = threading.Event()
+    store.start(stop)
+    try:
+        deadline = time.monotonic() + 30
+        while len(store.list_gates()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [e.name for e in store.list_gates()] == ["one", "three", "two"]
+    finally:
+        stop.set()
+    lists = [r for r in list(api.requests) if r.method == "GET" and "watch" not in r.query]
+    assert len(lists) == 1  # sync's; the watch started from its resourceVersion

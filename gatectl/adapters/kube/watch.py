@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,21 +134,35 @@ class Watcher:
         for event in self.events(stop=stop, max_iterations=max_iterations):
             handler(event)
 
+    def resume(self, items: Iterable[Obj], resource_version: str) -> None:
+        """Watch on from a list made elsewhere (its objects and resourceVersion), not list again.
+
+        The controller lists every gate before its first pass; listing them all again
+        here would hold a second copy of the fleet while it is handed over.
+        """
+        self._known = {_key(obj): _rv(obj) for obj in items}
+        self.resource_version = resource_version or None
+
     def _relist(self) -> Iterator[WatchEvent]:
         listed = self.resources.list(namespace=self.namespace, label_selector=self.label_selector)
         self.relists += 1
         current = {_key(obj): obj for obj in listed.items}
-        previous, self._known = self._known, {key: _rv(obj) for key, obj in current.items()}
         self.resource_version = listed.resource_version
-        for key, obj in current.items():
+        del listed
+        previous, self._known = self._known, {key: _rv(obj) for key, obj in current.items()}
+        gone = [(key, version) for key, version in previous.items() if key not in current]
+        # Each object is let go once handed over: a relist of the fleet is not held whole
+        # beside what the handler keeps of it.
+        for key in list(current):
+            obj = current.pop(key)
             before = previous.get(key)
             if before is None:
                 yield WatchEvent("ADDED", obj)
             elif before != _rv(obj):
                 yield WatchEvent("MODIFIED", obj)
-        for key, version in previous.items():
-            if key not in current:
-                yield WatchEvent("DELETED", _stub(key, version))
+            del obj
+        for key, version in gone:
+            yield WatchEvent("DELETED", _stub(key, version))
 
     def _watch_once(self, stop: threading.Event | None) -> Iterator[WatchEvent]:
         stream = self.resources.watch(

@@ -145,3 +145,24 @@ def test_failed_watch_request_is_retried_after_a_pause(
     assert names(events) == [("ADDED", "later")]
     assert pauses == [0.25]
     assert watcher.relists == 1
+
+
+def test_a_resumed_watcher_watches_on_from_a_list_made_elsewhere(
+    kube_api: KubeTarget, configmaps: Resources
+) -> None:
+    """No list of its own; a later relist still reports what went away since that list."""
+    server = kube_api.require_server()
+    ns = kube_api.namespace
+    configmaps.create(configmap("gone"), namespace=ns)
+    configmaps.create(configmap("kept"), namespace=ns)
+    listed = configmaps.list(namespace=ns)
+    configmaps.create(configmap("after"), namespace=ns)
+    watcher = Watcher(configmaps, namespace=ns, timeout_seconds=1)
+    watcher.resume(listed.items, listed.resource_version)
+    assert names(list(watcher.events(max_iterations=1))) == [("ADDED", "after")]
+    assert watcher.relists == 0
+    configmaps.delete("gone", namespace=ns)
+    server.compact()
+    events = list(watcher.events(max_iterations=2))  # watch -> 410, then relist
+    assert names(events) == [("DELETED", "gone")]
+    assert watcher.relists == 1
