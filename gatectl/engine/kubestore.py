@@ -59,8 +59,14 @@ ANNOTATIONS = {
 }
 
 
+_REQUESTS = tuple(ANNOTATIONS.values())
+_NO_REQUESTS = GateRequests()
+
+
 def requests_from_annotations(annotations: Mapping[str, str]) -> GateRequests:
     """Human requests carried by a ReleaseGate's annotations."""
+    if not any(name in annotations for name in _REQUESTS):
+        return _NO_REQUESTS  # most gates: one frozen instance for all
     step = annotations.get(ANNOTATIONS["approved_step"])
     try:
         approved = int(step) if step is not None else None

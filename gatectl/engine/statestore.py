@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatusWrite:
     """A gate's new status (canonical JSON) and, when its step moved, a journal record."""
 
@@ -89,7 +89,7 @@ class StatusWrite:
     record: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventWrite:
     """One entry of the event log."""
 
@@ -99,7 +99,7 @@ class EventWrite:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One gate's row as stored (texts unparsed: the checksums are over them)."""
 

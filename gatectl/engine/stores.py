@@ -55,7 +55,7 @@ _Loaded = tuple[str, str, Gate | None, str | None]
 _Files = tuple[tuple[str, float, int], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Held:
     """A gate whose stored state is not trusted: not evaluated; traffic never moves up."""
 
@@ -68,7 +68,7 @@ class Held:
     """The problem is reported for the first time: log it, record an event."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GateEntry:
     """One gate as a store sees it: the validated gate or why it is invalid, and its status."""
 
@@ -101,8 +101,14 @@ class Store(Protocol):
         ...
 
 
+_NO_REQUESTS = GateRequests()
+"""Most gates have no request: one frozen instance for all of them."""
+
+
 def requests_from_mapping(body: Mapping[str, Any]) -> GateRequests:
     """File-mode requests (``approve``/``reset``/``pause`` written by the CLI), validated."""
+    if not body:
+        return _NO_REQUESTS
     approve = body.get("approve") or {}
     reset = body.get("reset") or {}
     stop = body.get("fallback")

@@ -84,3 +84,22 @@ def test_file_store_keeps_statuses_compact_and_unchanged(tmp_path: Path) -> None
     assert a.status["message"] is b.status["message"]
     assert a.status["history"] == b.status["history"] == []
     reopened.close()
+
+
+def test_per_gate_records_are_slotted_and_gates_without_requests_share_one() -> None:
+    from gatectl.core.status import GateRequests
+    from gatectl.engine.kubestore import requests_from_annotations
+    from gatectl.engine.statestore import Row
+    from gatectl.engine.stores import GateEntry, requests_from_mapping
+
+    entry = GateEntry("default/a", "default", "a", None, "bad", {})
+    row = Row("default/a", 1, None, None, None, None, None)
+    assert not hasattr(entry, "__dict__") and not hasattr(row, "__dict__")
+    assert requests_from_mapping({}) is requests_from_mapping({})
+    assert requests_from_mapping({}) == GateRequests()
+    unrelated = {"team": "triage"}
+    assert requests_from_annotations(unrelated) is requests_from_annotations({})
+    assert requests_from_annotations(unrelated) == GateRequests()
+    paused = requests_from_annotations({"gatectl.io/paused": "true"})
+    assert paused.paused and paused is not requests_from_annotations({})
+    assert requests_from_mapping({"paused": True}).paused
