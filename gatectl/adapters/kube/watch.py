@@ -14,6 +14,7 @@ stop event, so tests can run it step by step.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -46,11 +47,12 @@ class WatchEvent:
 
 def _key(obj: Obj) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
-    return (meta.get("namespace") or "", meta.get("name") or "")
+    # Interned: kept for every object seen, the same strings as the store's cache keeps.
+    return (sys.intern(str(meta.get("namespace") or "")), sys.intern(str(meta.get("name") or "")))
 
 
 def _rv(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return sys.intern(str((obj.get("metadata") or {}).get("resourceVersion") or ""))
 
 
 def _stub(key: tuple[str, str], version: str) -> Obj:

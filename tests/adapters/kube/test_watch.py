@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -161,6 +162,8 @@ def test_a_resumed_watcher_watches_on_from_a_list_made_elsewhere(
     watcher.resume(listed.items, listed.resource_version)
     assert names(list(watcher.events(max_iterations=1))) == [("ADDED", "after")]
     assert watcher.relists == 0
+    # what it remembers of each object is interned: the strings the store's cache keeps too
+    assert all(name is sys.intern(f"{name}") for _, name in watcher._known)
     configmaps.delete("gone", namespace=ns)
     server.compact()
     events = list(watcher.events(max_iterations=2))  # watch -> 410, then relist
