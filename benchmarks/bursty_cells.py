@@ -26,7 +26,8 @@ requests (a 10 % canary), true rate 0.02, the canary's correlation unless
 the cell says otherwise (the canary-only cells: baseline ``rho`` 0), drawn
 from ``LOOKBACK`` minutes before the step on.
 
-Run: ``.venv/bin/python benchmarks/decision_quality.py --bursty RUNS``.
+Run: ``.venv/bin/python benchmarks/decision_quality.py --bursty RUNS`` (``--cells a,b``:
+only the cells whose name holds one of the strings).
 """
 
 from __future__ import annotations
