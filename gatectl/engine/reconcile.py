@@ -61,6 +61,9 @@ log = logging.getLogger("gatectl.controller")
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
+IN_FLIGHT = 256
+"""Gates under way at once in a pass on a worker pool: 32 per default worker, writes queued."""
+
 
 @dataclass
 class ClientPool:
@@ -178,6 +181,8 @@ class Controller:
         replica); off with shards, where each replica keeps its own chain."""
         self.io: Runner = runner_of(store)
         """Where the store's and actuators' blocking calls run (the store's pool, or inline)."""
+        self.in_flight = IN_FLIGHT
+        """On a pool, at most this many gates' steps are under way at once (``_each``)."""
         self.audit = audit
         self.actor = f"controller:{identity}"
         """Who decisions are recorded as made by (``actor`` of audit records)."""
@@ -290,22 +295,27 @@ class Controller:
         return report
 
     async def _each(self, step: Callable[[_T], Awaitable[_R]], items: list[_T]) -> list[_R | None]:
-        """``step`` for every item: one after another inline, all at once on a pool.
+        """``step`` for every item: one after another inline, beside each other on a pool.
 
-        Returns when every step has finished (a pool's workers bound how many
-        writes are in flight). A step catches its gate's failures itself; on a
-        pool, one that escapes anyway is a bug: logged, that item's result is
-        None, and the others go on.
+        Returns when every step has finished. On a pool at most
+        ``self.in_flight`` steps are under way at once (the workers bound the
+        writes; this bounds the decisions, statuses and observations waiting
+        for them: a pass that rewrites 10,000 statuses at a client rate limit
+        would otherwise hold all 10,000 at once). A step catches its gate's
+        failures itself; on a pool, one that escapes anyway is a bug: logged,
+        that item's result is None, and the others go on.
         """
         if not self.io.concurrent:
             return [await step(item) for item in items]
+        slots = asyncio.Semaphore(self.in_flight)
 
         async def guarded(item: _T) -> _R | None:
-            try:
-                return await step(item)
-            except Exception:
-                log.exception("a gate's step failed (a bug)")
-                return None
+            async with slots:
+                try:
+                    return await step(item)
+                except Exception:
+                    log.exception("a gate's step failed (a bug)")
+                    return None
 
         return list(await asyncio.gather(*(guarded(item) for item in items)))
 

@@ -203,3 +203,35 @@ def test_a_held_gate_is_counted_as_invalid_state_and_its_traffic_lowered() -> No
     assert report.errors == {"default/g0": "state.db: gate g0: checksum"}
     assert traffic.share("g0") == 0.05
     assert store.events == [("default/g0", "InvalidState", "state.db: gate g0: checksum")]
+
+
+def test_on_a_pool_at_most_in_flight_gates_are_under_way_at_once() -> None:
+    """A pass of many slow writes holds a bounded number of gates' work, not the fleet's."""
+    from gatectl.engine.workers import WorkerPool
+
+    controller = TableController(
+        FakeStore(),
+        clients=ClientPool(),
+        actuators=TrafficLog(),  # type: ignore[arg-type]
+        recorder=Recorder(registry=CollectorRegistry()),
+    )
+    pool = WorkerPool(2)
+    controller.io, controller.in_flight = pool, 3
+    under_way, most = 0, 0
+
+    async def step(item: int) -> int:
+        nonlocal under_way, most
+        under_way += 1
+        most = max(most, under_way)
+        await asyncio.sleep(0.01)
+        under_way -= 1
+        if item == 5:
+            raise RuntimeError("a bug in one gate's step")
+        return item * 2
+
+    try:
+        results = asyncio.run(controller._each(step, list(range(10))))
+    finally:
+        pool.close()
+    assert results == [0, 2, 4, 6, 8, None, 12, 14, 16, 18]
+    assert most == 3
