@@ -508,29 +508,23 @@ async def _read_dispersion(
     """
     wanted: dict[tuple[str, str, str], _SpreadRead] = {}
     for plan in plans:
-        if plan.key in pooled:
-            for metric, definition in plan.canary.items():
-                if definition is None or definition.numerator is None:
-                    continue
-                assert definition.denominator is not None
-                wanted[(metric, _HISTORY, plan.key)] = _SpreadRead(
-                    definition.numerator,
-                    definition.denominator,
-                    plan.workflow,
-                    POOL_LOOKBACK_SECONDS,
-                    "baseline",
-                    plan.dispersion_interval,
-                )
-        for track, metrics in (("canary", plan.canary), ("baseline", plan.baseline)):
+        # (key's track, track read, its rate definitions, window)
+        reads = [
+            ("canary", "canary", plan.canary, plan.window_seconds),
+            ("baseline", "baseline", plan.baseline, plan.window_seconds),
+        ]
+        if plan.key in pooled:  # the canary's rates, read on the baseline's longer history
+            reads.append((_HISTORY, "baseline", plan.canary, POOL_LOOKBACK_SECONDS))
+        for name, track, metrics, window in reads:
             for metric, definition in metrics.items():
                 if definition is None or definition.numerator is None:
                     continue
                 assert definition.denominator is not None
-                wanted[(metric, track, plan.key)] = _SpreadRead(
+                wanted[(metric, name, plan.key)] = _SpreadRead(
                     definition.numerator,
                     definition.denominator,
                     plan.workflow,
-                    plan.window_seconds,
+                    window,
                     track,
                     plan.dispersion_interval,
                 )
