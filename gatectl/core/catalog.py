@@ -12,7 +12,9 @@ it so that 10,000 gates cost a handful of queries, not one per gate per metric.
 
 The freshness query (``freshness_query``) reads, for every workflow of a batch
 at once, the newest sample of the canary request series and how much of the
-window that series covers (``gatectl.core.freshness`` judges the answer).
+window that series covers (``gatectl.core.freshness`` judges the answer);
+a fleet reads it in two parts (``freshness_batch_query``, ``newest_query``),
+the second only for the rare workflow whose newest sample is not recent.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ __all__ = [
     "batch_query",
     "definition_for",
     "escape_label_value",
+    "freshness_batch_query",
     "freshness_query",
     "freshness_resolution",
     "freshness_steps",
+    "newest_query",
     "regex_alternation",
     "render",
 ]
@@ -196,6 +200,21 @@ def freshness_steps(window_seconds: float, *, at: float) -> int:
     return max(1, math.floor(at / step) - math.ceil((at - window) / step) + 1)
 
 
+def _freshness_parts(workflows: Sequence[str], window_seconds: float) -> tuple[str, str, str]:
+    """(series selector, newest sample within the lookback delta, subquery range)."""
+    if len(workflows) == 1:
+        matcher = f'workflow="{escape_label_value(workflows[0])}"'
+    else:
+        matcher = f'workflow=~"{escape_label_value(regex_alternation(list(workflows)))}"'
+    series = f'{REQUESTS_SERIES}{{{matcher},track="canary"}}'
+    probe = f"[{prometheus_range(window_seconds)}:{freshness_resolution(window_seconds)}s]"
+    return series, f"max by (workflow) (timestamp({series}))", probe
+
+
+def _labelled(expr: str, kind: str) -> str:
+    return f'label_replace({expr}, "{FRESHNESS_LABEL}", "{kind}", "", "")'
+
+
 def freshness_query(workflows: Sequence[str], *, window_seconds: float) -> str:
     """One query answering, per workflow, two series told apart by ``gatectl_read``.
 
@@ -205,17 +224,32 @@ def freshness_query(workflows: Sequence[str], *, window_seconds: float) -> str:
     ``coverage``: at how many of the subquery's steps some canary request
     series of the workflow was present (compare with ``freshness_steps``).
     One workflow is matched with ``=``, several with an anchored regex.
+
+    This is the query a gate's evidence quotes. A fleet reads the same answers
+    in two parts (``freshness_batch_query``, then ``newest_query`` for the few
+    workflows it needs): PromQL evaluates both sides of ``or``, so the
+    ``newest`` subquery here costs as much as the coverage one even when every
+    workflow's latest sample is fresh.
     """
-    if len(workflows) == 1:
-        matcher = f'workflow="{escape_label_value(workflows[0])}"'
-    else:
-        matcher = f'workflow=~"{escape_label_value(regex_alternation(list(workflows)))}"'
-    series = f'{REQUESTS_SERIES}{{{matcher},track="canary"}}'
-    probe = f"[{prometheus_range(window_seconds)}:{freshness_resolution(window_seconds)}s]"
-    latest = f"max by (workflow) (timestamp({series}))"
+    series, latest, probe = _freshness_parts(workflows, window_seconds)
     newest = f"{latest} or max_over_time(({latest}){probe})"
     coverage = f"count_over_time((max by (workflow) ({series})){probe})"
-    return (
-        f'label_replace({newest}, "{FRESHNESS_LABEL}", "newest", "", "")'
-        f' or label_replace({coverage}, "{FRESHNESS_LABEL}", "coverage", "", "")'
-    )
+    return f"{_labelled(newest, 'newest')} or {_labelled(coverage, 'coverage')}"
+
+
+def freshness_batch_query(workflows: Sequence[str], *, window_seconds: float) -> str:
+    """``freshness_query`` without its ``newest`` subquery: one subquery, not two.
+
+    ``newest`` is answered only for workflows with a sample within the lookback
+    delta; a workflow with ``coverage`` but no ``newest`` is read again with
+    ``newest_query``.
+    """
+    series, latest, probe = _freshness_parts(workflows, window_seconds)
+    coverage = f"count_over_time((max by (workflow) ({series})){probe})"
+    return f"{_labelled(latest, 'newest')} or {_labelled(coverage, 'coverage')}"
+
+
+def newest_query(workflows: Sequence[str], *, window_seconds: float) -> str:
+    """``newest`` for workflows whose latest sample is older than the lookback delta."""
+    _, latest, probe = _freshness_parts(workflows, window_seconds)
+    return _labelled(f"max_over_time(({latest}){probe})", "newest")

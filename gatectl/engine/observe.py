@@ -25,8 +25,10 @@ from gatectl.core.catalog import (
     Read,
     batch_query,
     definition_for,
+    freshness_batch_query,
     freshness_query,
     freshness_steps,
+    newest_query,
     render,
 )
 from gatectl.core.dispersion import (
@@ -407,18 +409,34 @@ async def _read_freshness(
     found: dict[str, Freshness] = {}
 
     async def one(window: int, group: list[GatePlan]) -> None:
-        promql = freshness_query(sorted({p.workflow for p in group}), window_seconds=window)
+        workflows = sorted({p.workflow for p in group})
+        promql = freshness_batch_query(workflows, window_seconds=window)
         async with limit:
             answer = await _run(client, promql, at)
         # Ages count from the instant the data was read as of (``at - query_offset``).
         read_at = at - timedelta(seconds=float(getattr(client, "query_offset", 0.0)))
         steps = freshness_steps(window, at=read_at.timestamp())
         read = _freshness_by_workflow(answer, at=read_at, steps=steps)
+        failed: dict[str, str] = {}
+        if not isinstance(read, QueryError):
+            # Covered, yet no sample within the lookback delta: its newest is older.
+            older = [w for w, (newest, present) in read.items() if newest is None and present > 0]
+            if older:
+                async with limit:
+                    answer = await _run(client, newest_query(older, window_seconds=window), at)
+                again = _freshness_by_workflow(answer, at=read_at, steps=steps)
+                for workflow in older:
+                    if isinstance(again, QueryError):
+                        failed[workflow] = str(again)
+                    else:
+                        read[workflow] = (again.get(workflow, (None, 0.0))[0], read[workflow][1])
         for plan in group:
             alone = freshness_query([plan.workflow], window_seconds=window)
-            if isinstance(read, QueryError):
-                found[plan.key] = Freshness(query=alone, error=str(read))
+            error = str(read) if isinstance(read, QueryError) else failed.get(plan.workflow)
+            if error is not None:
+                found[plan.key] = Freshness(query=alone, error=error)
                 continue
+            assert not isinstance(read, QueryError)
             newest, present = read.get(plan.workflow, (None, 0.0))
             found[plan.key] = Freshness(newest_age_seconds=newest, coverage=present, query=alone)
 

@@ -10,9 +10,11 @@ from gatectl.core.catalog import (
     batch_query,
     definition_for,
     escape_label_value,
+    freshness_batch_query,
     freshness_query,
     freshness_resolution,
     freshness_steps,
+    newest_query,
     regex_alternation,
     render,
 )
@@ -193,6 +195,19 @@ def test_freshness_query_for_several_workflows_matches_an_escaped_regex() -> Non
     query = freshness_query(["b.c", "a"], window_seconds=600)
     assert query.count('workflow_requests_total{workflow=~"^(a|b\\\\.c)$",track="canary"}') == 3
     assert query.count("[600s:6s]") == 2
+
+
+def test_a_fleet_reads_freshness_with_one_subquery_and_newest_apart() -> None:
+    series = 'workflow_requests_total{workflow=~"^(a|b)$",track="canary"}'
+    latest = f"max by (workflow) (timestamp({series}))"
+    assert freshness_batch_query(["b", "a"], window_seconds=600) == (
+        f'label_replace({latest}, "gatectl_read", "newest", "", "") or label_replace('
+        f'count_over_time((max by (workflow) ({series}))[600s:6s]), "gatectl_read",'
+        ' "coverage", "", "")'
+    )
+    assert newest_query(["b", "a"], window_seconds=600) == (
+        f'label_replace(max_over_time(({latest})[600s:6s]), "gatectl_read", "newest", "", "")'
+    )
 
 
 @pytest.mark.parametrize(

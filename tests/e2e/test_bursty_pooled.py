@@ -31,9 +31,9 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 from scipy.stats import chi2
-from support.prometheus import require_prometheus
+from support.prometheus import Counting, require_prometheus
 
-from gatectl.adapters.prometheus import PrometheusClient, Sample
+from gatectl.adapters.prometheus import PrometheusClient
 from gatectl.cli import main
 from gatectl.demo.localprom import LocalPrometheus, SeriesSpec, render_openmetrics
 from gatectl.engine.observe import observe, plan_gate
@@ -221,17 +221,6 @@ def pooled(canary: list[int], n_c: int, baseline: list[int], n_b: int) -> float:
     s, q = (n_b - 1) / (n_c - 1), chi2.ppf(0.05, d_c + d_b)
     root = brentq(lambda v: a / v + b / (1 + s * (v - 1)) - q, 1.0, 1e9, xtol=1e-12)
     return float(min(n_c, max(1.0, root)))
-
-
-class Counting:
-    """A Prometheus client that keeps every query it sends."""
-
-    def __init__(self, client: PrometheusClient) -> None:
-        self.client, self.queries = client, list[str]()
-
-    async def query(self, promql: str, *, at: datetime) -> list[Sample]:
-        self.queries.append(promql)
-        return await self.client.query(promql, at=at)
 
 
 def test_the_controller_reads_the_baseline_s_history_once_for_all_gates(

@@ -10,6 +10,7 @@ that has data still fires. Every run is ``--at AT``, so it is reproducible.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Iterator
@@ -19,12 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.prometheus import require_prometheus
+from support.prometheus import Counting, require_prometheus
 
 from e2e.support import AT, SEED_POLICY, rfc3339
+from gatectl.adapters.prometheus import PrometheusClient
 from gatectl.cli import main
+from gatectl.core.catalog import freshness_query, freshness_steps, newest_query
+from gatectl.core.observations import Freshness
 from gatectl.demo.localprom import LocalPrometheus, SeriesSpec, render_openmetrics
+from gatectl.engine.observe import observe, plan_gate
 from gatectl.policy.durations import format_duration
+from gatectl.policy.models import Gate, GateSpec
 
 pytestmark = pytest.mark.prometheus
 
@@ -264,3 +270,54 @@ def test_a_trigger_with_data_still_fires_while_warming_up(
     assert body["reasons"][0].startswith("rollback trigger fired: exception_rate > 0.06")
     assert body["reasons"][1:] == ["warming up: window 12s < 2 × scrape interval 15s"]
     assert {c["result"] for c in body["criteria"]} == {"no_data"}
+
+
+def test_a_fleet_read_in_two_parts_answers_what_the_one_query_of_each_gate_answers(
+    prometheus_url: str,
+) -> None:
+    """Batched, freshness is read as coverage plus recent newest, then the subquery only for
+    the workflows without a recent sample; each gate's own (one-query) read is the oracle."""
+    spec = GateSpec.model_validate(
+        {
+            "canary_traffic": 0.1,
+            "promotion_window": "48h",
+            "success_criteria": {"exception_rate": "<= 0.04"},
+        }
+    )
+    workflows = [*SCENARIOS, "never-seen"]
+    plans = [
+        plan_gate(Gate(name=w, spec=spec), window_seconds=WINDOW.total_seconds()) for w in workflows
+    ]
+
+    async def read() -> tuple[dict[str, Freshness], dict[str, dict[str, float]], list[str]]:
+        async with PrometheusClient(prometheus_url, timeout=30) as client:
+            counting = Counting(client)
+            observed = await observe(plans, counting, at=AT, batch=True)
+            alone = {}
+            for workflow in workflows:
+                one = freshness_query([workflow], window_seconds=WINDOW.total_seconds())
+                answer = await client.query(one, at=AT)
+                alone[workflow] = {s.labels["gatectl_read"]: s.value for s in answer}
+        found = {}
+        for plan in plans:
+            freshness = observed[plan.key].freshness
+            assert freshness is not None and freshness.error is None
+            found[plan.workflow] = freshness
+        return found, alone, counting.queries
+
+    found, alone, queries = asyncio.run(read())
+    steps = freshness_steps(WINDOW.total_seconds(), at=AT.timestamp())
+    for workflow in workflows:
+        newest = alone[workflow].get("newest")
+        expected_age = None if newest is None else max(0.0, AT.timestamp() - newest)
+        coverage = min(1.0, alone[workflow].get("coverage", 0.0) / steps)
+        assert (found[workflow].newest_age_seconds, found[workflow].coverage) == (
+            expected_age,
+            coverage,
+        ), workflow
+    # Only "stopped" (its last sample 45 h old) needed the subquery for its newest sample.
+    reads = [q for q in queries if "gatectl_read" in q]
+    assert reads[1:] == [newest_query(["stopped"], window_seconds=WINDOW.total_seconds())]
+    assert found["stopped"].newest_age_seconds is not None
+    assert found["stopped"].newest_age_seconds > 45 * 3600 - 1
+    assert found["never-seen"].newest_age_seconds is None

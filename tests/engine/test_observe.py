@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
 
 from gatectl.adapters.prometheus import Sample
-from gatectl.core.catalog import freshness_query, freshness_steps
-from gatectl.core.observations import Freshness
+from gatectl.core.catalog import (
+    freshness_batch_query,
+    freshness_query,
+    freshness_steps,
+    newest_query,
+)
+from gatectl.core.observations import Freshness, ObservationSet
 from gatectl.engine.observe import observe, plan_gate
 from gatectl.errors import QueryError
 from gatectl.policy import Gate, GateSpec
@@ -166,6 +172,89 @@ def test_freshness_is_one_query_per_window_for_every_workflow_in_it() -> None:
         # No canary request series at all: no newest sample, nothing covered.
         "default/d": Freshness(None, 0.0, freshness_query(["d"], window_seconds=600)),
     }
+
+
+class ByQuery(Answers):
+    """Answers the first query matching ``needle`` with the first answer, the next with the next."""
+
+    def __init__(self, needle: str, answers: list[list[Sample] | QueryError]) -> None:
+        super().__init__({})
+        self.needle, self.left = needle, list(answers)
+
+    async def query(self, promql: str, *, at: datetime) -> list[Sample]:
+        if self.needle not in promql:
+            return await super().query(promql, at=at)
+        self.queries.append(promql)
+        answer = self.left.pop(0)
+        if isinstance(answer, QueryError):
+            raise answer
+        return answer
+
+
+def test_a_fleet_reads_the_newest_subquery_only_for_workflows_without_a_recent_sample() -> None:
+    steps = freshness_steps(3600, at=AT.timestamp())
+    client = ByQuery(
+        "gatectl_read",
+        [
+            [
+                read("fresh", "newest", AT.timestamp() - 10),
+                read("fresh", "coverage", steps),
+                read("older", "coverage", steps / 4),  # no sample within the lookback delta
+                read("gone", "coverage", steps / 2),
+            ],
+            [read("older", "newest", AT.timestamp() - 1800)],  # "gone": not even in the window
+        ],
+    )
+    plans = [plan_gate(gate(w), window_seconds=3600) for w in ("fresh", "older", "gone", "none")]
+    observed = asyncio.run(observe(plans, client, at=AT, batch=True))
+    first, second = [q for q in client.queries if "gatectl_read" in q]
+    assert first == freshness_batch_query(["fresh", "gone", "none", "older"], window_seconds=3600)
+    assert second == newest_query(["gone", "older"], window_seconds=3600)
+    assert {k: (v.newest_age_seconds, v.coverage) for k, v in fresh_of(observed).items()} == {
+        "default/fresh": (10.0, 1.0),
+        "default/older": (1800.0, 0.25),
+        "default/gone": (None, 0.5),
+        "default/none": (None, 0.0),
+    }
+    assert fresh_of(observed)["default/older"].query == freshness_query(
+        ["older"], window_seconds=3600
+    )
+
+
+def test_no_newest_subquery_when_every_covered_workflow_has_a_recent_sample() -> None:
+    steps = freshness_steps(3600, at=AT.timestamp())
+    answer = [read("a", "newest", AT.timestamp() - 10), read("a", "coverage", steps)]
+    client = ByQuery("gatectl_read", [answer])
+    asyncio.run(observe([plan_gate(gate("a"), window_seconds=3600)], client, at=AT, batch=True))
+    assert client.queries.count(freshness_batch_query(["a"], window_seconds=3600)) == 1
+    assert len([q for q in client.queries if "gatectl_read" in q]) == 1
+
+
+def test_a_failed_newest_read_is_an_error_only_for_the_workflows_it_was_for() -> None:
+    steps = freshness_steps(3600, at=AT.timestamp())
+    client = ByQuery(
+        "gatectl_read",
+        [
+            [
+                read("a", "newest", AT.timestamp() - 10),
+                read("a", "coverage", steps),
+                read("b", "coverage", steps),
+            ],
+            QueryError("HTTP 503: overloaded"),
+        ],
+    )
+    plans = [plan_gate(gate(w), window_seconds=3600) for w in ("a", "b")]
+    found = fresh_of(asyncio.run(observe(plans, client, at=AT, batch=True)))
+    assert (found["default/a"].error, found["default/a"].newest_age_seconds) == (None, 10.0)
+    assert (found["default/b"].error, found["default/b"].coverage) == ("HTTP 503: overloaded", None)
+
+
+def fresh_of(observed: Mapping[str, ObservationSet]) -> dict[str, Freshness]:
+    found = {}
+    for key, observation in observed.items():
+        assert observation.freshness is not None
+        found[key] = observation.freshness
+    return found
 
 
 def test_freshness_ages_count_from_the_instant_read_after_a_query_offset() -> None:

@@ -1,11 +1,26 @@
-"""Whether a real Prometheus can run here: skip the test, or fail it under ``CI=true``."""
+"""Whether a real Prometheus can run here (skip the test, or fail it under ``CI=true``),
+and a client that keeps the queries it sends to one."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from gatectl.adapters.prometheus import PrometheusClient, Sample
 from gatectl.demo.localprom import find_binaries
 from support.required import missing
 
-__all__ = ["require_prometheus"]
+__all__ = ["Counting", "require_prometheus"]
+
+
+class Counting:
+    """A Prometheus client that keeps every query it sends."""
+
+    def __init__(self, client: PrometheusClient) -> None:
+        self.client, self.queries = client, list[str]()
+
+    async def query(self, promql: str, *, at: datetime) -> list[Sample]:
+        self.queries.append(promql)
+        return await self.client.query(promql, at=at)
 
 
 def require_prometheus() -> tuple[str, str]:
