@@ -332,9 +332,12 @@ class Controller:
                 entry = await self._write(entry, status)
                 log.info("gate %s: completed pending change to share %g", entry.key, share)
             before = status
-            status = self._record_status(
-                gate, before, prepare(status, gate, entry.requests, now=now), now=now
-            )
+            prepared = prepare(status, gate, entry.requests, now=now)
+            if fallback_due(prepared, entry.requests):
+                # Created, restarted or reset this pass: a human's stop acts now, not
+                # one pass later after traffic went up to step 1.
+                prepared = prepare(prepared, gate, entry.requests, now=now)
+            status = self._record_status(gate, before, prepared, now=now)
             if self._applied.get(entry.key) != status.share:
                 await self._actuate(gate, status.share)
             return entry, status

@@ -11,6 +11,7 @@ objects and writes their ``status`` subresource.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -30,7 +31,7 @@ from gatectl.core.statecheck import (
     same_step,
     status_problem_free,
 )
-from gatectl.core.status import GateRequests
+from gatectl.core.status import GateRequests, GateStatus, fallback_due
 from gatectl.core.timeparse import format_time
 from gatectl.engine.compact import compact
 from gatectl.engine.filestate import read_traffic
@@ -128,6 +129,22 @@ def requests_from_mapping(body: Mapping[str, Any]) -> GateRequests:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _acted_fallback(row: Row | None) -> str | None:
+    """The fallback token an untrusted stored status says was acted on, if it says one.
+
+    Only ever used to not act twice on the same request: a token is the time
+    ``gatectl fallback`` ran, so a status older than the request cannot name it.
+    """
+    if row is None or row.status is None:
+        return None
+    try:
+        body = json.loads(row.status)
+    except ValueError:
+        return None
+    token = body.get("lastFallback") if isinstance(body, dict) else None
+    return token if isinstance(token, str) else None
 
 
 def _load_each(files: _Files) -> tuple[list[Gate], list[tuple[str | None, str]]]:
@@ -346,6 +363,9 @@ class FileStore:
         token = entry.requests.reset_token
         if stored is not None and token and token != stored.get("resetToken"):
             return replace(entry, status=released_status(entry.gate, stored, self.clock()))
+        stop = self._stop_from_hold(entry, hold, stored, message)
+        if stop is not None:
+            return stop
         new = (stored or {}).get("message") != message and self._reported.get(entry.key) != message
         if new:
             baseline = stored.get("resetToken") if stored is not None else token
@@ -366,6 +386,51 @@ class FileStore:
         since = (stored or {}).get("since")
         view = held_view(message, share=hold.share, since=since if isinstance(since, str) else None)
         return replace(entry, status=view, held=held)
+
+    def _stop_from_hold(
+        self, entry: GateEntry, hold: Hold, stored: Mapping[str, Any] | None, message: str
+    ) -> GateEntry | None:
+        """A held gate a human asked to fall back (``gatectl fallback``): released to fall back.
+
+        The stop is always honoured: the gate is given a status at the share it
+        is held at, from which ``prepare`` falls it back (share 0, sticky until
+        ``gatectl reset``, recorded with who asked in history, status and the
+        audit log) and the controller writes it, which replaces the untrusted
+        status and clears the hold. Traffic only goes down. ``None``: no fallback
+        due (none asked, one acted on already, or a later reset cleared it).
+        """
+        requests = entry.requests
+        if entry.gate is None or not requests.fallback_token:
+            return None
+        now = self.clock()
+        since = (stored or {}).get("since")
+        when = since if isinstance(since, str) else format_time(now)
+        share = hold.share if hold.share is not None else 0.0
+        journal, _ = read_journal(self._journal.get(entry.key, []))
+        step = journal[0]["step"] if journal and journal[0]["share"] == share else 0
+        baseline = stored.get("resetToken") if stored is not None else requests.reset_token
+        body: dict[str, Any] = {
+            "phase": "Invalid",
+            "step": step,
+            "share": share,
+            "fallenBack": share == 0.0,
+            "stepStartedAt": format_time(now),
+            "revision": entry.gate.revision or "",
+            "history": [{"time": when, "action": "held", "message": message, "share": hold.share}],
+            "message": message,
+        }
+        acted = _acted_fallback(self._rows.get(entry.key))
+        for name, value in (("lastReset", baseline), ("lastFallback", acted)):
+            if isinstance(value, str):
+                body[name] = value
+        status = GateStatus.from_dict(body)
+        if status is None or not fallback_due(status, requests):
+            return None
+        if (stored or {}).get("message") != message and self._reported.get(entry.key) != message:
+            log.warning("%s; falling back as %s asked", message, requests.fallback_by or "unknown")
+            self.record_event(entry, reason="InvalidState", message=message, warning=True)
+            self._reported[entry.key] = message
+        return replace(entry, status=body)
 
     def _unavailable(self, item: _Loaded, problem: str) -> GateEntry:
         namespace, name, gate, error = item
