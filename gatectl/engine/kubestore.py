@@ -5,7 +5,10 @@ ReleaseGate, so a tick reads memory, not the API server. The cache keeps what
 the controller reads and writes back (metadata, spec, status), without
 ``metadata.managedFields`` and the ``kubectl.kubernetes.io/last-applied-configuration``
 annotation (a second copy of the spec): both are for other clients, and
-together they can outweigh the rest of the object. Status is written
+together they can outweigh the rest of the object. A gate the controller does
+not act on (a shard replica's other gates, ``list_acted``; every gate until the
+first list) is kept *cold*: its object as zlib-compressed JSON, its shard key,
+and no validated Gate; it is expanded when it is handed over. Status is written
 with a PUT to ``/status`` carrying the object's resourceVersion: a gate
 changed since it was read answers 409 (``ConflictError``), and the controller
 re-reads it on the next pass. Writes (status, Events, and the traffic the
@@ -22,11 +25,13 @@ requests are annotations:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from gatectl.adapters.kube.client import EVENTS, RELEASEGATES, Resources
 from gatectl.adapters.kube.events import record_event
@@ -45,6 +50,8 @@ log = logging.getLogger("gatectl.controller")
 
 _Validated = tuple[tuple[Any, Any], Gate | None, str | None]
 """(uid, generation) -> the validated Gate or the error message of its spec."""
+_Name = tuple[str, str]
+K = TypeVar("K", bound=Hashable)
 
 ANNOTATIONS = {
     "approved_step": "gatectl.io/approved-step",
@@ -119,6 +126,42 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
 
 
+def _version(obj: Mapping[str, Any]) -> tuple[Any, Any]:
+    """What a validation (and a shard key) holds for: (uid, generation)."""
+    meta = obj.get("metadata") or {}
+    generation = meta.get("generation")
+    return (
+        meta.get("uid"),
+        generation if isinstance(generation, int) else meta.get("resourceVersion"),
+    )
+
+
+class Cold:
+    """A gate kept compressed: its object (trimmed, as JSON through zlib) and versions.
+
+    About a tenth of the same object expanded (``slim``) with its validated Gate.
+    """
+
+    __slots__ = ("data", "metadata", "version")
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        trimmed = _trim(obj)
+        meta = trimmed.get("metadata") or {}
+        self.metadata = {"resourceVersion": meta.get("resourceVersion")}
+        """Only what ``_newer`` reads."""
+        self.version = _version(trimmed)
+        self.data = zlib.compress(json.dumps(trimmed, separators=(",", ":")).encode(), 6)
+
+    def get(self, field: str, default: Any = None) -> Any:
+        """Enough of a mapping for ``_newer``."""
+        return self.metadata if field == "metadata" else default
+
+    def expand(self) -> dict[str, Any]:
+        """The object as it was kept (equal to ``_trim`` of what came in)."""
+        obj: dict[str, Any] = json.loads(zlib.decompress(self.data))
+        return obj
+
+
 class KubeStore:
     """ReleaseGates in one or more namespaces (or all), optionally filtered by labels."""
 
@@ -137,6 +180,15 @@ class KubeStore:
         self.label_selector = label_selector
         self.watch_timeout = watch_timeout
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+        """The gates acted on: expanded (``slim``)."""
+        self._cold: dict[_Name, Cold] = {}
+        """The others (``Cold``)."""
+        self._hot: set[_Name] | None = set()
+        """The gates kept expanded (None: all); none until ``list_gates`` or ``list_acted``."""
+        self._keys: dict[_Name, tuple[tuple[Any, Any], Any]] = {}
+        """``list_acted``: each gate's shard key, per (uid, generation)."""
+        self._acting: Collection[Any] = frozenset()
+        """``list_acted``: the shard keys acted on in the last list."""
         self._validated_cache: dict[tuple[str, str], _Validated] = {}
         self._listed: dict[str | None, tuple[list[dict[str, Any]], str]] = {}
         """Per scope, what ``sync`` listed last (objects and resourceVersion), until ``start``."""
@@ -153,24 +205,26 @@ class KubeStore:
 
     def sync(self) -> None:
         """List every watched gate now (the watch keeps the cache fresh afterwards)."""
-        fresh: dict[tuple[str, str], dict[str, Any]] = {}
+        fresh: dict[_Name, dict[str, Any] | Cold] = {}
         for namespace in self._scopes():
             listed = self.gates.list(namespace=namespace, label_selector=self.label_selector)
             items = listed.items
             items.reverse()
             kept = []
-            while items:  # each listed object let go once slimmed: never the fleet twice
-                obj = slim(items.pop())
-                fresh[_key(obj)] = obj
-                kept.append(obj)
+            while items:  # each listed object let go once kept: never the fleet twice
+                raw = items.pop()
+                kept.append(_stub(raw))
+                key = _key(raw)
+                fresh[key] = slim(raw) if self._hot is None or key in self._hot else Cold(raw)
             self._listed[namespace] = (kept, listed.resource_version)
         with self._lock:
             # A watch event applied while we listed may be newer than the list.
             for key, obj in fresh.items():
-                current = self._cache.get(key)
+                current = self._current(key)
                 if current is not None and _newer(current, obj):
                     fresh[key] = current
-            self._cache = fresh
+            self._cache = {k: v for k, v in fresh.items() if not isinstance(v, Cold)}
+            self._cold = {k: v for k, v in fresh.items() if isinstance(v, Cold)}
         self.synced.set()
 
     def start(self, stop: threading.Event) -> None:
@@ -206,43 +260,131 @@ class KubeStore:
 
     def _apply(self, kind: str, obj: dict[str, Any], *, slimmed: bool = False) -> None:
         key = _key(obj)
-        if not slimmed:
-            obj = slim(obj)
-        with self._lock:
-            if kind == "DELETED":
+        if kind == "DELETED":
+            with self._lock:
                 self._cache.pop(key, None)
+                self._cold.pop(key, None)
+            return
+        hot = self._hot is None or key in self._hot
+        kept: dict[str, Any] | Cold = (obj if slimmed else slim(obj)) if hot else Cold(obj)
+        with self._lock:
+            current = self._current(key)
+            if current is not None and _newer(current, kept):
                 return
-            current = self._cache.get(key)
-            if current is not None and _newer(current, obj):
-                return
-            self._cache[key] = obj
+            if isinstance(kept, Cold):
+                self._cache.pop(key, None)
+                self._cold[key] = kept
+            else:
+                self._cold.pop(key, None)
+                self._cache[key] = kept
+
+    def _current(self, key: _Name) -> dict[str, Any] | Cold | None:
+        found = self._cache.get(key)
+        return self._cold.get(key) if found is None else found
+
+    def _expand(self, key: _Name) -> None:
+        """Keep ``key``'s object expanded (it is acted on)."""
+        with self._lock:
+            cold = self._cold.get(key)
+        if cold is None:
+            return
+        obj = slim(cold.expand())
+        with self._lock:
+            if self._cold.get(key) is cold:  # not replaced by a watch event meanwhile
+                del self._cold[key]
+                self._cache[key] = obj
+
+    def _compress(self, key: _Name) -> None:
+        """Keep ``key``'s object cold (it is not acted on)."""
+        with self._lock:
+            obj = self._cache.get(key)
+        if obj is None:
+            return
+        cold = Cold(obj)
+        with self._lock:
+            if self._cache.get(key) is obj:
+                del self._cache[key]
+                self._cold[key] = cold
 
     # -- Store ------------------------------------------------------------------------------
 
     def list_gates(self) -> list[GateEntry]:
         """Every cached ReleaseGate, validated (invalid ones carry their message)."""
+        if self._hot is not None:  # acts on every gate from now on: all expanded
+            with self._lock:
+                self._hot = None
+                names = list(self._cold)
+            for name in names:
+                self._expand(name)
         with self._lock:
             objects = list(self._cache.values())
-        entries = []
-        validated: dict[tuple[str, str], _Validated] = {}
-        for obj in sorted(objects, key=_key):
-            namespace, name = _key(obj)
-            meta = obj.get("metadata") or {}
-            gate, error = self._validated(obj, (namespace, name), validated)
-            entries.append(
-                GateEntry(
-                    key=f"{namespace}/{name}",
-                    namespace=namespace,
-                    name=name,
-                    gate=gate,
-                    error=error,
-                    status=obj.get("status") or {},
-                    requests=requests_from_annotations(meta.get("annotations") or {}),
-                    handle=obj,
-                )
-            )
+        validated: dict[_Name, _Validated] = {}
+        entries = [self._entry(obj, validated) for obj in sorted(objects, key=_key)]
         self._validated_cache = validated  # deleted gates leave it
         return entries
+
+    def list_acted(
+        self, key_of: Callable[[GateEntry], K], select: Callable[[Iterable[K]], Collection[K]]
+    ) -> list[GateEntry]:
+        """The gates whose key ``select`` acts on, validated; every other one kept cold.
+
+        ``select`` is given every gate's key (``key_of`` its validated entry, once per
+        generation: a cold gate is expanded and validated for it, then let go) and
+        answers the keys acted on. A gate handed over is expanded here (validated
+        again, unless keyed in this very list under a key acted on before); a gate
+        let go is compressed here and loses its validated Gate.
+        """
+        with self._lock:
+            if self._hot is None:
+                self._hot = set()
+            kept: list[tuple[_Name, dict[str, Any] | Cold]] = [
+                *self._cache.items(),
+                *self._cold.items(),
+            ]
+        acted_before = self._acting
+        keys: dict[_Name, tuple[tuple[Any, Any], K]] = {}
+        validated: dict[_Name, _Validated] = {}
+        while kept:
+            name, obj = kept.pop()
+            version = obj.version if isinstance(obj, Cold) else _version(obj)
+            known = self._keys.get(name)
+            if known is not None and known[0] == version:
+                keys[name] = known
+                continue
+            if isinstance(obj, Cold):
+                expanded = obj.expand()
+                gate, error = _validate(expanded, name)
+                entry = _entry(name, expanded, gate, error)
+            else:
+                entry = self._entry(obj, validated)
+            key = key_of(entry)
+            keys[name] = (version, key)
+            if key in acted_before:  # likely handed out below: not validated twice
+                validated[name] = (version, entry.gate, entry.error)
+            del entry
+        acting = select(key for _, key in keys.values())
+        self._keys, self._acting = keys, acting
+        wanted = {name for name, (_, key) in keys.items() if key in acting}
+        with self._lock:
+            self._hot = wanted
+            cool = [name for name in self._cache if name not in wanted]
+            warm = [name for name in self._cold if name in wanted]
+        for name in cool:
+            self._compress(name)
+        for name in warm:
+            self._expand(name)
+        with self._lock:
+            objects = [obj for name, obj in self._cache.items() if name in wanted]
+        self._validated_cache.update(validated)
+        out: dict[_Name, _Validated] = {}
+        entries = [self._entry(obj, out) for obj in sorted(objects, key=_key)]
+        self._validated_cache = out  # the gates not acted on keep no Gate
+        return entries
+
+    def _entry(self, obj: dict[str, Any], validated: dict[_Name, _Validated]) -> GateEntry:
+        name = _key(obj)
+        gate, error = self._validated(obj, name, validated)
+        return _entry(name, obj, gate, error)
 
     def _validated(
         self,
@@ -255,21 +397,12 @@ class KubeStore:
         A status write changes the resourceVersion but never the generation, so a
         settled fleet is validated on its first pass only.
         """
-        meta = obj.get("metadata") or {}
-        generation = meta.get("generation")
-        version = (
-            meta.get("uid"),
-            generation if isinstance(generation, int) else meta.get("resourceVersion"),
-        )
+        version = _version(obj)
         known = self._validated_cache.get(key)
         if known is not None and known[0] == version:
             validated[key] = known
             return known[1], known[2]
-        namespace, name = key
-        try:
-            gate, error = gate_from_resource(obj, source=f"{namespace}/{name}"), None
-        except PolicyError as exc:
-            gate, error = None, exc.render()
+        gate, error = _validate(obj, key)
         validated[key] = (version, gate, error)
         return gate, error
 
@@ -315,7 +448,36 @@ class KubeStore:
         self.io.close()
 
 
-def _newer(current: Mapping[str, Any], candidate: Mapping[str, Any]) -> bool:
+def _entry(key: _Name, obj: Mapping[str, Any], gate: Gate | None, error: str | None) -> GateEntry:
+    namespace, name = key
+    meta = obj.get("metadata") or {}
+    return GateEntry(
+        key=f"{namespace}/{name}",
+        namespace=namespace,
+        name=name,
+        gate=gate,
+        error=error,
+        status=obj.get("status") or {},
+        requests=requests_from_annotations(meta.get("annotations") or {}),
+        handle=obj,
+    )
+
+
+def _validate(obj: Mapping[str, Any], key: _Name) -> tuple[Gate | None, str | None]:
+    namespace, name = key
+    try:
+        return gate_from_resource(obj, source=f"{namespace}/{name}"), None
+    except PolicyError as exc:
+        return None, exc.render()
+
+
+def _stub(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the watch needs of a listed object (to go on from the list): name, version."""
+    meta = obj.get("metadata") or {}
+    return {"metadata": {k: meta[k] for k in ("namespace", "name", "resourceVersion") if k in meta}}
+
+
+def _newer(current: Mapping[str, Any] | Cold, candidate: Mapping[str, Any] | Cold) -> bool:
     """True when ``current`` has a higher resourceVersion than ``candidate`` (stale event)."""
     try:
         a = int((current.get("metadata") or {}).get("resourceVersion") or 0)

@@ -191,11 +191,21 @@ class ShardedStore:
         self.io = runner_of(store)
 
     def list_gates(self) -> list[GateEntry]:
-        """The gates of this replica's share (the share changes between ticks only)."""
+        """The gates of this replica's share (the share changes between ticks only).
+
+        A store that can keep the gates it is not acting on cold (``KubeStore.list_acted``)
+        is given the shard key and the selection, and validates only the others.
+        """
+        acted = getattr(self.store, "list_acted", None)
+        if acted is not None:
+            return [_without_writer(e) for e in acted(self._key, self.shard.select)]
         entries = self.store.list_gates()
         keyed = [(shard_key(e, self.default_url), e) for e in entries]
         acting = self.shard.select(key for key, _ in keyed)
         return [_without_writer(e) for key, e in keyed if key in acting]
+
+    def _key(self, entry: GateEntry) -> ShardKey:
+        return shard_key(entry, self.default_url)
 
     def write_status(self, entry: GateEntry, status: Mapping[str, Any]) -> GateEntry:
         """Write through, naming this replica as the writer."""
