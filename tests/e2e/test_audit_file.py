@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,3 +221,56 @@ def test_sigkill_while_records_wait_for_a_down_sink_loses_and_repeats_nothing(
     assert verify(log.read_bytes().splitlines(keepends=True)).intact
     assert sink.seqs() == [r["seq"] for r in written]  # each once, in order, none lost
     assert [e["data"] for e in sink.events] == written
+
+
+def test_the_stop_button_takes_a_held_gate_out_and_it_stays_out_after_a_restart(
+    prometheus: LocalPrometheus, tmp_path: Path
+) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    traffic = write(policies, "held", workflow="stop")
+    state = tmp_path / "state"
+    process = start_controller(policies, state, prometheus.url)
+    try:
+        wait(lambda: traffic_share(traffic) == 0.25, timeout=60, what="step 2 (25 %), healthy")
+    finally:
+        stop(process)
+    held_at = traffic_share(traffic)
+    assert held_at in (0.25, 1.0)  # a promotion may land before the SIGTERM does
+    db = sqlite3.connect(state)  # the stored status edited by hand: it fails its checksum
+    with db:
+        db.execute("UPDATE gates SET status = json_set(status, '$.step', 99)")
+    db.close()
+    process = start_controller(policies, state, prometheus.url)
+    try:
+        wait(
+            lambda: statuses(state)["default/held"]["phase"] == "Invalid",
+            timeout=30,
+            what="the hold",
+        )
+        held = statuses(state)["default/held"]
+        assert "stored status fails its checksum" in str(held["message"])
+        done = gatectl("fallback", "held", "--reason", "held and wrong", "--state-file", str(state))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"fell back default/held: traffic at 0% (by {ME}: held and wrong)\n"
+        assert traffic_share(traffic) == 0.0
+    finally:
+        stop(process)
+    process = start_controller(policies, state, prometheus.url)  # a restart keeps it out
+    try:
+        with Shares(traffic) as shares:
+            time.sleep(3 * 2)  # two promotion windows of healthy metrics
+        assert shares.seen == [0.0]
+        status = statuses(state)["default/held"]
+        assert status["phase"] == "FallenBack"
+        assert status["humanFallback"]["by"] == ME  # type: ignore[index]
+        assert status["message"] == f"fallen back by {ME}: held and wrong"
+    finally:
+        stop(process)
+    log = Path(f"{state}.audit.jsonl")
+    checked = gatectl("audit", "verify", str(log), "--state-file", str(state))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    human = [r for r in records(log) if r["action"] == "fallback" and r["actor"] == ME]
+    assert [(r["share"], r["reason"]) for r in human] == [
+        ({"before": held_at, "after": 0.0}, "held and wrong")
+    ]
