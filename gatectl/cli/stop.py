@@ -5,8 +5,10 @@ to a SelfSubjectReview on Kubernetes, the Unix account that writes the state
 store in file mode) and why. The controller acts on it at its next tick,
 whatever the gate's interval and whatever its metrics say: the share goes to
 0 (the deterministic path) and stays there — a fallback is sticky until
-``gatectl reset`` or a new revision. The command then waits for the
-controller to confirm (``--wait``), so "fell back" means traffic moved.
+``gatectl reset`` or a new revision. A gate held because its stored state
+cannot be trusted (file mode) falls back too: the hold never outranks a
+human's stop. The command then waits for the controller to confirm
+(``--wait``), so "fell back" means traffic moved.
 """
 
 from __future__ import annotations

@@ -507,6 +507,7 @@ class Controller:
 
         Traffic goes down only where it shows more than the last safe share; the
         problem is logged and made an event once (the store says when it is new).
+        A human's fallback is never held: the store releases such a gate to fall back.
         """
         held = entry.held
         assert held is not None
