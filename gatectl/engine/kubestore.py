@@ -137,28 +137,33 @@ def _version(obj: Mapping[str, Any]) -> tuple[Any, Any]:
 
 
 class Cold:
-    """A gate kept compressed: its object (trimmed, as JSON through zlib) and versions.
+    """A gate kept compressed: its object (trimmed, JSON through zlib) and its versions.
 
-    About a tenth of the same object expanded (``slim``) with its validated Gate.
+    ``zdict`` is a preset dictionary (another gate's JSON, shared by the objects
+    compressed with it): gates repeat each other's keys, phases and messages,
+    so each keeps little more than what is its own. About 400 bytes a gate, where
+    the same gate expanded (``slim``) with its validated Gate weighs about 8.5 KB.
     """
 
-    __slots__ = ("data", "metadata", "version")
+    __slots__ = ("data", "resource_version", "version", "zdict")
 
-    def __init__(self, obj: dict[str, Any]) -> None:
+    def __init__(self, obj: dict[str, Any], zdict: bytes = b"") -> None:
         trimmed = _trim(obj)
-        meta = trimmed.get("metadata") or {}
-        self.metadata = {"resourceVersion": meta.get("resourceVersion")}
-        """Only what ``_newer`` reads."""
+        self.resource_version = (trimmed.get("metadata") or {}).get("resourceVersion")
         self.version = _version(trimmed)
-        self.data = zlib.compress(json.dumps(trimmed, separators=(",", ":")).encode(), 6)
+        self.zdict = zdict
+        packer = zlib.compressobj(6, zdict=zdict) if zdict else zlib.compressobj(6)
+        text = json.dumps(trimmed, separators=(",", ":")).encode()
+        self.data = packer.compress(text) + packer.flush()
 
     def get(self, field: str, default: Any = None) -> Any:
         """Enough of a mapping for ``_newer``."""
-        return self.metadata if field == "metadata" else default
+        return {"resourceVersion": self.resource_version} if field == "metadata" else default
 
     def expand(self) -> dict[str, Any]:
         """The object as it was kept (equal to ``_trim`` of what came in)."""
-        obj: dict[str, Any] = json.loads(zlib.decompress(self.data))
+        unpacker = zlib.decompressobj(zdict=self.zdict) if self.zdict else zlib.decompressobj()
+        obj: dict[str, Any] = json.loads(unpacker.decompress(self.data) + unpacker.flush())
         return obj
 
 
@@ -183,6 +188,8 @@ class KubeStore:
         """The gates acted on: expanded (``slim``)."""
         self._cold: dict[_Name, Cold] = {}
         """The others (``Cold``)."""
+        self._zdict = b""
+        """The preset dictionary of the gates compressed next (``Cold``)."""
         self._hot: set[_Name] | None = set()
         """The gates kept expanded (None: all); none until ``list_gates`` or ``list_acted``."""
         self._keys: dict[_Name, tuple[tuple[Any, Any], Any]] = {}
@@ -215,7 +222,7 @@ class KubeStore:
                 raw = items.pop()
                 kept.append(_stub(raw))
                 key = _key(raw)
-                fresh[key] = slim(raw) if self._hot is None or key in self._hot else Cold(raw)
+                fresh[key] = self._kept(key, raw)
             self._listed[namespace] = (kept, listed.resource_version)
         with self._lock:
             # A watch event applied while we listed may be newer than the list.
@@ -265,8 +272,7 @@ class KubeStore:
                 self._cache.pop(key, None)
                 self._cold.pop(key, None)
             return
-        hot = self._hot is None or key in self._hot
-        kept: dict[str, Any] | Cold = (obj if slimmed else slim(obj)) if hot else Cold(obj)
+        kept = self._kept(key, obj, slimmed=slimmed)
         with self._lock:
             current = self._current(key)
             if current is not None and _newer(current, kept):
@@ -281,6 +287,21 @@ class KubeStore:
     def _current(self, key: _Name) -> dict[str, Any] | Cold | None:
         found = self._cache.get(key)
         return self._cold.get(key) if found is None else found
+
+    def _kept(
+        self, key: _Name, obj: dict[str, Any], *, slimmed: bool = False
+    ) -> dict[str, Any] | Cold:
+        """``obj`` as the cache keeps it: expanded if acted on, else cold."""
+        if self._hot is None or key in self._hot:
+            return obj if slimmed else slim(obj)
+        return self._freeze(obj)
+
+    def _freeze(self, obj: dict[str, Any]) -> Cold:
+        zdict = self._zdict
+        if not zdict or (b'"status"' not in zdict and obj.get("status")):
+            # The first gate (the first with a status) as the dictionary of those after it.
+            zdict = self._zdict = json.dumps(_trim(obj), separators=(",", ":")).encode()[-32768:]
+        return Cold(obj, zdict)
 
     def _expand(self, key: _Name) -> None:
         """Keep ``key``'s object expanded (it is acted on)."""
@@ -300,7 +321,7 @@ class KubeStore:
             obj = self._cache.get(key)
         if obj is None:
             return
-        cold = Cold(obj)
+        cold = self._freeze(obj)
         with self._lock:
             if self._cache.get(key) is obj:
                 del self._cache[key]

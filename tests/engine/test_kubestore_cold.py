@@ -9,6 +9,7 @@ every gate is expanded and validated as before.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -179,7 +180,14 @@ def test_the_key_of_a_cold_gate_is_the_key_of_its_validated_gate(
     assert key == shard_key(validated, URL) == expected
 
 
-def test_the_cold_form_round_trips_exactly() -> None:
+@pytest.mark.parametrize(
+    "zdict",
+    [
+        pytest.param(b"", id="alone"),
+        pytest.param(b'{"kind":"ReleaseGate","spec":{"steps":[0.05,1.0]}}', id="with-a-dictionary"),
+    ],
+)
+def test_the_cold_form_round_trips_exactly(zdict: bytes) -> None:
     obj = {
         "apiVersion": "gatectl.io/v1alpha1",
         "kind": "ReleaseGate",
@@ -195,14 +203,30 @@ def test_the_cold_form_round_trips_exactly() -> None:
         "spec": {"canary_traffic": 0.1, "steps": [0.05, 1e-300, 1.0], "paused": False},
         "status": {"phase": "Progressing", "step": 1, "history": [None, {"a": -0.0}]},
     }
-    cold = Cold(obj)
+    cold = Cold(obj, zdict)
     expanded = cold.expand()
     meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}  # type: ignore[union-attr]
     meta["annotations"] = {"team": "triage ✓"}
     assert expanded == {**obj, "metadata": meta}
     assert repr(expanded) == repr({**obj, "metadata": meta})
-    assert cold.version == ("0b7c", 3)
-    assert len(cold.data) < len(repr(obj))
+    assert (cold.version, cold.resource_version) == (("0b7c", 3), "42")
+
+
+def test_gates_kept_cold_share_a_dictionary_and_keep_little_of_their_own(
+    api: KubeAPIServer,  # noqa: F811
+) -> None:
+    for name in NAMES:
+        body = releasegate(name)
+        body["status"] = {"phase": "Progressing", "message": f"{name}: 12 of 100 samples so far"}
+        api.put(*GATES, body)
+    kube = KubeStore(load_api_client(kubeconfig=api.kubeconfig_path))
+    kube.sync()  # nothing acted on yet: every gate cold
+    colds = list(kube._cold.values())
+    assert len(colds) == len(NAMES)
+    assert len({id(c.zdict) for c in colds}) == 1
+    for cold in colds:
+        assert len(cold.data) * 4 < len(json.dumps(cold.expand(), separators=(",", ":")))
+    assert sorted(c.expand()["metadata"]["name"] for c in colds) == sorted(NAMES)
 
 
 def test_without_shards_every_gate_is_expanded_and_validated(
