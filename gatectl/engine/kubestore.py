@@ -44,7 +44,7 @@ from gatectl.errors import ConflictError, GatectlError, NotFoundError, PolicyErr
 from gatectl.policy import gate_from_resource
 from gatectl.policy.models import Gate
 
-__all__ = ["ANNOTATIONS", "KubeStore", "requests_from_annotations", "slim"]
+__all__ = ["ANNOTATIONS", "Cold", "KubeStore", "requests_from_annotations", "slim"]
 
 log = logging.getLogger("gatectl.controller")
 
