@@ -52,7 +52,10 @@ from kubeapi.server import KubeAPIServer  # noqa: E402
 CRD_FILE = ROOT / "charts" / "gatectl" / "crds" / "releasegates.gatectl.io.yaml"
 INTERVAL = 10  # seconds: the gates' evaluation_interval and the loop's --tick
 PER_FILE = 500  # gates per policy file (several YAML documents each)
-SETTLE = 130  # seconds: steps warm up for two scrape intervals (2 × 1m), then read data
+SETTLE = 160
+"""Seconds after ``--once`` (every step begun by then) until a pass under way is past the
+steps' warm-up (two scrape intervals, 2 × 1m) with a margin for a long pass: the pass that
+leaves the warm-up rewrites every status and is not a settled pass."""
 POLL = 15.0  # seconds between reads of gatectl's /metrics (a scrape costs CPU): Prometheus at 15 s
 
 
@@ -314,8 +317,8 @@ def run_loop(
 
 def measure(mode: Mode, prom: str, root: Path, *, n: int, passes: int) -> dict[str, float]:
     log = root / f"{mode.name}.log"
-    since = time.monotonic()
     row = run_once(mode, prom, log)
+    since = time.monotonic()
     row.update(run_loop(mode, prom, log, n=n, passes=passes, since=since))
     row["status_kb"] = mode.largest_status() / 1024
     return row
