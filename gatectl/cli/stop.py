@@ -138,7 +138,17 @@ def _confirm(
 
 
 def _acted(status: Mapping[str, Any], token: str) -> bool:
-    return status.get("lastFallback") == token and not status.get("pending")
+    """The controller acted on ``token`` and traffic moved (not "traffic not moved: ...").
+
+    A pass whose actuator failed still records the fallback (share 0, the token)
+    with that message; the pass that moves traffic replaces it with "fallen back by".
+    """
+    message = str(status.get("message") or "")
+    return (
+        status.get("lastFallback") == token
+        and not status.get("pending")
+        and not message.startswith("traffic not moved")
+    )
 
 
 # -- file mode ------------------------------------------------------------------------------

@@ -61,6 +61,10 @@ log = logging.getLogger("gatectl.controller")
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
+_NOT_MOVED = "traffic not moved"
+"""How a status message starts while its share is recorded but traffic did not move
+(``gatectl fallback`` does not confirm such a status: cli/stop.py ``_acted``)."""
+
 IN_FLIGHT = 256
 """Gates under way at once in a pass on a worker pool: 32 per default worker, writes queued."""
 
@@ -340,6 +344,8 @@ class Controller:
             status = self._record_status(gate, before, prepared, now=now)
             if self._applied.get(entry.key) != status.share:
                 await self._actuate(gate, status.share)
+                if status.message and status.message.startswith(_NOT_MOVED):
+                    status = replace(status, message=None)  # it moved now: that is over
             return entry, status
         except ActuatorError as exc:
             await self._traffic_error(entry, gate, status, str(exc), report)
@@ -589,7 +595,7 @@ class Controller:
         report: TickReport,
     ) -> None:
         """Say in status and in one Warning event that traffic could not be moved."""
-        text = f"traffic not moved: {message}"
+        text = f"{_NOT_MOVED}: {message}"
         await self._mark_error(
             entry, gate, status, reason="actuator_error", text=text, report=report
         )
