@@ -6,9 +6,9 @@ the controller reads and writes back (metadata, spec, status), without
 ``metadata.managedFields`` and the ``kubectl.kubernetes.io/last-applied-configuration``
 annotation (a second copy of the spec): both are for other clients, and
 together they can outweigh the rest of the object. A gate the controller does
-not act on (a shard replica's other gates, ``list_acted``; every gate until the
-first list) is kept *cold*: its object as zlib-compressed JSON, its shard key,
-and no validated Gate; it is expanded when it is handed over. Status is written
+not act on (a shard replica's other gates: ``list_acted``) is kept *cold*: its
+object as zlib-compressed JSON, its shard key, and no validated Gate; it is
+expanded when it is handed over. Status is written
 with a PUT to ``/status`` carrying the object's resourceVersion: a gate
 changed since it was read answers 409 (``ConflictError``), and the controller
 re-reads it on the next pass. Writes (status, Events, and the traffic the
@@ -190,8 +190,8 @@ class KubeStore:
         """The others (``Cold``)."""
         self._zdict = b""
         """The preset dictionary of the gates compressed next (``Cold``)."""
-        self._hot: set[_Name] | None = set()
-        """The gates kept expanded (None: all); none until ``list_gates`` or ``list_acted``."""
+        self._hot: set[_Name] | None = None
+        """The gates kept expanded (None: all; ``list_acted`` narrows it)."""
         self._keys: dict[_Name, tuple[tuple[Any, Any], Any]] = {}
         """``list_acted``: each gate's shard key, per (uid, generation)."""
         self._acting: Collection[Any] = frozenset()
@@ -220,9 +220,9 @@ class KubeStore:
             kept = []
             while items:  # each listed object let go once kept: never the fleet twice
                 raw = items.pop()
-                kept.append(_stub(raw))
                 key = _key(raw)
-                fresh[key] = self._kept(key, raw)
+                obj = fresh[key] = self._kept(key, raw)
+                kept.append(_stub(raw) if isinstance(obj, Cold) else obj)
             self._listed[namespace] = (kept, listed.resource_version)
         with self._lock:
             # A watch event applied while we listed may be newer than the list.
@@ -331,7 +331,7 @@ class KubeStore:
 
     def list_gates(self) -> list[GateEntry]:
         """Every cached ReleaseGate, validated (invalid ones carry their message)."""
-        if self._hot is not None:  # acts on every gate from now on: all expanded
+        if self._hot is not None:  # acts on every gate (again): all expanded
             with self._lock:
                 self._hot = None
                 names = list(self._cold)

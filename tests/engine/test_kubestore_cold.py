@@ -220,7 +220,11 @@ def test_gates_kept_cold_share_a_dictionary_and_keep_little_of_their_own(
         body["status"] = {"phase": "Progressing", "message": f"{name}: 12 of 100 samples so far"}
         api.put(*GATES, body)
     kube = KubeStore(load_api_client(kubeconfig=api.kubeconfig_path))
-    kube.sync()  # nothing acted on yet: every gate cold
+    kube.sync()
+    store = ShardedStore(
+        kube, Shard(Members("a", ("a",)), identity="a"), default_url=URL, identity="a"
+    )
+    assert store.list_gates() == []  # acting on nothing yet: every gate cold
     colds = list(kube._cold.values())
     assert len(colds) == len(NAMES)
     assert len({id(c.zdict) for c in colds}) == 1
@@ -236,6 +240,7 @@ def test_without_shards_every_gate_is_expanded_and_validated(
         api.put(*GATES, releasegate(name))
     kube = KubeStore(load_api_client(kubeconfig=api.kubeconfig_path))
     kube.sync()
+    assert kube._cold == {} and names(kube._cache) == set(NAMES)  # never compressed
     entries = kube.list_gates()
     assert [e.name for e in entries] == sorted(NAMES)
     assert all(e.gate is not None for e in entries)
