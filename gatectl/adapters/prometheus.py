@@ -64,6 +64,7 @@ __all__ = [
     "QueryOutcome",
     "Sample",
     "escape_label_value",
+    "form_encode",
     "format_labels",
     "parse_sample_value",
     "resolve_url",
@@ -92,6 +93,31 @@ QueryOutcome = Literal["success", "error"]
 _BODY_EXCERPT = 200
 _VALUE_EXCERPT = 40
 _MAX_GET_QUERY = 4096
+_FORM = "application/x-www-form-urlencoded"
+_FORM_TABLE = {
+    byte: chr(byte)
+    if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) in "_.-~")
+    else ("+" if byte == 0x20 else f"%{byte:02X}")
+    for byte in range(256)
+}
+
+
+def form_encode(params: Mapping[str, str]) -> bytes:
+    """``params`` as an ``application/x-www-form-urlencoded`` body, as ``urlencode`` writes it.
+
+    In C (``str.translate`` over the UTF-8 bytes): a fleet's batched query is
+    ~100 KB of workflow names, and ``urlencode`` quotes it a byte at a time
+    in Python (~40 ms a query).
+    """
+    return "&".join(f"{_percent(name)}={_percent(value)}" for name, value in params.items()).encode(
+        "ascii"
+    )
+
+
+def _percent(text: str) -> str:
+    return text.encode().decode("latin-1").translate(_FORM_TABLE)
+
+
 _SERIES_SHOWN = 3
 _ALLOW_HINT = "prometheus.partial_response: allow accepts it"
 
@@ -332,8 +358,8 @@ class PrometheusClient:
                     "POST" if long else "GET",
                     self._query_url,
                     params=None if long else params,
-                    data=params if long else None,
-                    headers=headers,
+                    content=form_encode(params) if long else None,
+                    headers={**headers, "Content-Type": _FORM} if long else headers,
                     auth=self._auth or httpx.USE_CLIENT_DEFAULT,
                     timeout=remaining,
                 ) as response:
@@ -470,10 +496,11 @@ def _vector_sample(item: object) -> Sample:
     if not isinstance(item, dict):
         raise QueryError("unexpected response: vector element is not an object")
     labels = item.get("metric", {})
-    if not isinstance(labels, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
-    ):
+    if not isinstance(labels, dict):
         raise QueryError("unexpected response: series labels are not a string map")
+    for value in labels.values():  # a JSON object's keys are strings already
+        if not isinstance(value, str):
+            raise QueryError("unexpected response: series labels are not a string map")
     return Sample(labels=labels, value=_value(item.get("value")))
 
 

@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -25,6 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support.required import missing
 
 from gatectl.adapters.http import RetryPolicy
@@ -33,6 +36,7 @@ from gatectl.adapters.prometheus import (
     PrometheusClient,
     Sample,
     escape_label_value,
+    form_encode,
     single_value,
 )
 from gatectl.errors import QueryError, UsageError
@@ -159,6 +163,18 @@ def test_long_query_is_posted_as_a_form_with_time() -> None:
     form = httpx.QueryParams(request.content.decode())
     assert form["query"] == promql
     assert form["time"] == AT_PARAM
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=40), max_size=4))
+def test_a_form_is_encoded_byte_for_byte_as_urlencode_writes_it(params: dict[str, str]) -> None:
+    assert form_encode(params) == urllib.parse.urlencode(params).encode("ascii")
+
+
+def test_a_form_keeps_regex_and_promql_text_exactly() -> None:
+    params = {"query": 'x{w=~"^(a\\.b|c d|é)$"} or 1+2', "time": "1.5"}
+    assert form_encode(params) == urllib.parse.urlencode(params).encode("ascii")
+    assert httpx.QueryParams(form_encode(params).decode())["query"] == params["query"]
 
 
 def test_user_agent_names_gatectl() -> None:
