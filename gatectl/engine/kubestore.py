@@ -33,7 +33,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, S
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from gatectl.adapters.kube.client import EVENTS, RELEASEGATES, Resources
+from gatectl.adapters.kube.client import EVENTS, LIST_PAGE, RELEASEGATES, Resources
 from gatectl.adapters.kube.events import record_event
 from gatectl.adapters.kube.watch import Watcher
 from gatectl.core.status import GateRequests
@@ -178,8 +178,11 @@ class KubeStore:
         label_selector: str | None = None,
         watch_timeout: int = 60,
         workers: int = DEFAULT_WORKERS,
+        page: int = LIST_PAGE,
     ) -> None:
         self.gates = Resources(api_client, RELEASEGATES)
+        self.page = page
+        """Gates a list (at start, or the watch's relist) asks the API server for at once."""
         self.events = Resources(api_client, EVENTS)
         self.namespaces = list(namespaces)
         self.label_selector = label_selector
@@ -214,16 +217,21 @@ class KubeStore:
         """List every watched gate now (the watch keeps the cache fresh afterwards)."""
         fresh: dict[_Name, dict[str, Any] | Cold] = {}
         for namespace in self._scopes():
-            listed = self.gates.list(namespace=namespace, label_selector=self.label_selector)
-            items = listed.items
-            items.reverse()
             kept = []
-            while items:  # each listed object let go once kept: never the fleet twice
-                raw = items.pop()
-                key = _key(raw)
-                obj = fresh[key] = self._kept(key, raw)
-                kept.append(_stub(raw) if isinstance(obj, Cold) else obj)
-            self._listed[namespace] = (kept, listed.resource_version)
+            version = ""
+            # A page at a time, each object let go once kept: never the fleet's JSON whole.
+            for page in self.gates.pages(
+                namespace=namespace, label_selector=self.label_selector, limit=self.page
+            ):
+                items, version = page.items, page.resource_version
+                del page
+                items.reverse()
+                while items:
+                    raw = items.pop()
+                    key = _key(raw)
+                    obj = fresh[key] = self._kept(key, raw)
+                    kept.append(_stub(raw) if isinstance(obj, Cold) else obj)
+            self._listed[namespace] = (kept, version)
         with self._lock:
             # A watch event applied while we listed may be newer than the list.
             for key, obj in fresh.items():
@@ -242,6 +250,7 @@ class KubeStore:
                 namespace=namespace,
                 label_selector=self.label_selector,
                 timeout_seconds=self.watch_timeout,
+                page=self.page,
             )
             listed = self._listed.pop(namespace, None)
             if listed is not None:  # watch on from ``sync``'s list: no second list of the fleet

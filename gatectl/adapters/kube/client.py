@@ -47,6 +47,7 @@ __all__ = [
     "FEATUREFLAGS",
     "HTTPROUTES",
     "LEASES",
+    "LIST_PAGE",
     "NAMESPACES",
     "NO_RETRY",
     "RELEASEGATES",
@@ -212,6 +213,10 @@ def discover_kind(api_client: ApiClient, api_version: str, kind: str) -> Resourc
     raise NotFoundError(f"the API serves no kind {kind} in {api_version}", status=404)
 
 
+LIST_PAGE = 500
+"""Objects a list asks for at once (client-go's pager default)."""
+
+
 @dataclass(frozen=True)
 class ObjectList:
     """A list response: the items and the resourceVersion to watch from."""
@@ -263,6 +268,34 @@ class Resources:
         body = self._json("GET", self.kind.path(namespace), query=query, what="list")
         meta = body.get("metadata") or {}
         return ObjectList(list(body.get("items") or []), str(meta.get("resourceVersion", "")))
+
+    def pages(
+        self,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        limit: int = LIST_PAGE,
+    ) -> Iterator[ObjectList]:
+        """The list in pages of at most ``limit`` objects, as client-go's pager reads it.
+
+        The pages are one consistent snapshot (the API server serves every
+        continuation from the first page's resourceVersion, which each page
+        carries). A fleet's list is never one response held whole: 30,000
+        ReleaseGates with statuses are ~100 MB of JSON, parsed to several times
+        that, and one such answer can outlast the server's request timeout.
+        A snapshot compacted away mid-list (410) raises ``ClusterError``.
+        """
+        token: str | None = None
+        while True:
+            query = _query(labelSelector=label_selector, limit=str(limit), **{"continue": token})
+            body = self._json("GET", self.kind.path(namespace), query=query, what="list")
+            meta = body.get("metadata") or {}
+            items = list(body.get("items") or [])
+            del body
+            yield ObjectList(items, str(meta.get("resourceVersion", "")))
+            token = meta.get("continue") or None
+            if token is None:
+                return
 
     def create(self, body: Mapping[str, Any], *, namespace: str | None = None) -> Obj:
         name = (body.get("metadata") or {}).get("name", "")

@@ -23,7 +23,7 @@ from typing import Any
 
 from gatectl.errors import ClusterError
 
-from .client import Resources
+from .client import LIST_PAGE, Resources
 
 __all__ = ["WatchEvent", "Watcher"]
 
@@ -77,8 +77,11 @@ class Watcher:
         bookmarks: bool = True,
         error_delay: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        page: int = LIST_PAGE,
     ) -> None:
         self.resources = resources
+        self.page = page
+        """Objects a relist asks for at once."""
         self.namespace = namespace
         self.label_selector = label_selector
         self.timeout_seconds = timeout_seconds
@@ -146,25 +149,37 @@ class Watcher:
         self.resource_version = resource_version or None
 
     def _relist(self) -> Iterator[WatchEvent]:
-        listed = self.resources.list(namespace=self.namespace, label_selector=self.label_selector)
+        """List again (in pages) and tell what changed since what was known.
+
+        Events go out a page at a time, so a relist of the fleet is never held
+        whole beside what the handler keeps of it; the deletions come once the
+        last page shows what is no longer there.
+        """
+        previous: dict[tuple[str, str], str] = self._known
+        known: dict[tuple[str, str], str] = {}
+        version = ""
+        for page in self.resources.pages(
+            namespace=self.namespace, label_selector=self.label_selector, limit=self.page
+        ):
+            items, version = page.items, page.resource_version
+            del page
+            items.reverse()
+            while items:
+                obj = items.pop()
+                key, now = _key(obj), _rv(obj)
+                known[key] = now
+                before = previous.get(key)
+                if before is None:
+                    yield WatchEvent("ADDED", obj)
+                elif before != now:
+                    yield WatchEvent("MODIFIED", obj)
+                del obj
         self.relists += 1
-        current = {_key(obj): obj for obj in listed.items}
-        self.resource_version = listed.resource_version
-        del listed
-        previous, self._known = self._known, {key: _rv(obj) for key, obj in current.items()}
-        gone = [(key, version) for key, version in previous.items() if key not in current]
-        # Each object is let go once handed over: a relist of the fleet is not held whole
-        # beside what the handler keeps of it.
-        for key in list(current):
-            obj = current.pop(key)
-            before = previous.get(key)
-            if before is None:
-                yield WatchEvent("ADDED", obj)
-            elif before != _rv(obj):
-                yield WatchEvent("MODIFIED", obj)
-            del obj
-        for key, version in gone:
-            yield WatchEvent("DELETED", _stub(key, version))
+        self.resource_version = version
+        self._known = known
+        for key, was in previous.items():
+            if key not in known:
+                yield WatchEvent("DELETED", _stub(key, was))
 
     def _watch_once(self, stop: threading.Event | None) -> Iterator[WatchEvent]:
         stream = self.resources.watch(
