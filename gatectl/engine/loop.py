@@ -31,7 +31,7 @@ from gatectl.engine.actuators import Actuators, ResourceAPI
 from gatectl.engine.audit import AuditLog, FileSink, Sink, StdoutSink
 from gatectl.engine.credentials import KubeSecretReader, ObjectReader
 from gatectl.engine.filestate import LeaderLock
-from gatectl.engine.reconcile import ClientPool, Controller
+from gatectl.engine.reconcile import ClientPool, Controller, LogFields
 from gatectl.engine.stores import FileStore, Store
 from gatectl.engine.tenancy import Tenancy
 from gatectl.errors import UsageError
@@ -346,12 +346,18 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, msg; a JSON message is merged in."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
         body: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname,
             "logger": record.name,
         }
+        # ``log.info("%s", LogFields(...))``: logging keeps a lone mapping as the args.
+        if isinstance(record.args, LogFields) and record.msg == "%s":
+            body.update(record.args)
+            if record.exc_info:
+                body["exception"] = self.formatException(record.exc_info)
+            return json.dumps(body)
+        message = record.getMessage()
         try:
             parsed = json.loads(message)
         except ValueError:

@@ -678,21 +678,17 @@ class Controller:
         return None
 
     def _log(self, entry: GateEntry, gate: Gate, decision: Decision, phase: str) -> None:
-        log.info(
-            "%s",
-            json.dumps(
-                {
-                    "msg": "decision",
-                    "gate": entry.key,
-                    "workflow": gate.workflow,
-                    "decision": decision.action.value,
-                    "phase": phase,
-                    "share": decision.current_share,
-                    "next_share": decision.next_share,
-                    "reasons": list(decision.reasons),
-                }
-            ),
+        fields = LogFields(
+            msg="decision",
+            gate=entry.key,
+            workflow=gate.workflow,
+            decision=decision.action.value,
+            phase=phase,
+            share=decision.current_share,
+            next_share=decision.next_share,
+            reasons=list(decision.reasons),
         )
+        log.info("%s", fields)
 
     def _forget_deleted(self, entries: list[GateEntry]) -> None:
         present = {(e.namespace, e.name) for e in entries}
@@ -701,6 +697,14 @@ class Controller:
             self._next_due.pop(f"{namespace}/{name}", None)
             self._applied.pop(f"{namespace}/{name}", None)
         self._known = present
+
+
+class LogFields(dict[str, Any]):
+    """A log line's fields: written as one JSON object (``str``), or merged as they are by
+    ``loop.JsonFormatter`` (no JSON written and read back per decision line)."""
+
+    def __str__(self) -> str:
+        return json.dumps(self)
 
 
 def _with_head(status: GateStatus, head: Head | None) -> GateStatus:
