@@ -21,6 +21,7 @@ from kubeapi.server import KubeAPIServer
 from realkube.fixtures import real_kube  # noqa: F401
 
 from gatectl.adapters.kube import RELEASEGATES, load_api_client
+from gatectl.engine import kubestore
 from gatectl.engine.kubestore import LAST_APPLIED, KubeStore
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "charts/gatectl/crds/releasegates.gatectl.io.yaml"
@@ -65,6 +66,37 @@ def test_a_status_write_does_not_revalidate_the_gate(api: KubeAPIServer) -> None
     )
     assert second.status == written.status == {"phase": "Progressing", "step": 1}
     assert second.gate is first.gate  # the same validated object: no pydantic pass
+
+
+def test_the_watch_s_echo_of_a_status_write_is_not_kept_again(
+    api: KubeAPIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.put(*GATES, releasegate("triage"))
+    store = KubeStore(load_api_client(kubeconfig=api.kubeconfig_path))
+    store.sync()
+    (entry,) = store.list_gates()
+    written = store.write_status(entry, {"phase": "Progressing", "step": 1})
+    slimmed: list[str] = []
+    real_slim = kubestore.slim
+
+    def counting(obj: dict[str, Any]) -> dict[str, Any]:
+        slimmed.append(obj["metadata"]["resourceVersion"])
+        return real_slim(obj)
+
+    monkeypatch.setattr(kubestore, "slim", counting)
+    echo = api.get(*GATES, "default", "triage")
+    assert echo is not None
+    assert echo["metadata"]["resourceVersion"] == written.handle["metadata"]["resourceVersion"]
+    store._apply("MODIFIED", echo)  # what the watch delivers after the PUT's answer
+    older = dict(echo, metadata=dict(echo["metadata"], resourceVersion="1"))
+    store._apply("MODIFIED", older)
+    assert slimmed == []
+    (after,) = store.list_gates()
+    assert after.handle is written.handle
+    newer = dict(echo, metadata=dict(echo["metadata"], resourceVersion="999999"))
+    store._apply("MODIFIED", newer)
+    assert slimmed == ["999999"]
+    assert store.list_gates()[0].handle["metadata"]["resourceVersion"] == "999999"
 
 
 def test_a_spec_change_is_validated_again(api: KubeAPIServer) -> None:
