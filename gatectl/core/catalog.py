@@ -220,14 +220,15 @@ def freshness_steps(window_seconds: float, *, at: float) -> int:
 
 
 def _freshness_parts(workflows: Sequence[str], window_seconds: float) -> tuple[str, str, str]:
-    """(series selector, newest sample within the lookback delta, subquery range)."""
+    """(newest sample within the lookback delta, coverage, subquery range)."""
     if len(workflows) == 1:
         matcher = f'workflow="{escape_label_value(workflows[0])}"'
     else:
         matcher = f'workflow=~"{escape_label_value(regex_alternation(list(workflows)))}"'
     series = f'{REQUESTS_SERIES}{{{matcher},track="canary"}}'
     probe = f"[{prometheus_range(window_seconds)}:{freshness_resolution(window_seconds)}s]"
-    return series, f"max by (workflow) (timestamp({series}))", probe
+    latest = f"max by (workflow) (timestamp({series}))"
+    return latest, f"count_over_time((max by (workflow) ({series})){probe})", probe
 
 
 def _labelled(expr: str, kind: str) -> str:
@@ -250,9 +251,8 @@ def freshness_query(workflows: Sequence[str], *, window_seconds: float) -> str:
     ``newest`` subquery here costs as much as the coverage one even when every
     workflow's latest sample is fresh.
     """
-    series, latest, probe = _freshness_parts(workflows, window_seconds)
+    latest, coverage, probe = _freshness_parts(workflows, window_seconds)
     newest = f"{latest} or max_over_time(({latest}){probe})"
-    coverage = f"count_over_time((max by (workflow) ({series})){probe})"
     return f"{_labelled(newest, 'newest')} or {_labelled(coverage, 'coverage')}"
 
 
@@ -263,12 +263,11 @@ def freshness_batch_query(workflows: Sequence[str], *, window_seconds: float) ->
     delta; a workflow with ``coverage`` but no ``newest`` is read again with
     ``newest_query``.
     """
-    series, latest, probe = _freshness_parts(workflows, window_seconds)
-    coverage = f"count_over_time((max by (workflow) ({series})){probe})"
+    latest, coverage, _ = _freshness_parts(workflows, window_seconds)
     return f"{_labelled(latest, 'newest')} or {_labelled(coverage, 'coverage')}"
 
 
 def newest_query(workflows: Sequence[str], *, window_seconds: float) -> str:
     """``newest`` for workflows whose latest sample is older than the lookback delta."""
-    _, latest, probe = _freshness_parts(workflows, window_seconds)
+    latest, _, probe = _freshness_parts(workflows, window_seconds)
     return _labelled(f"max_over_time(({latest}){probe})", "newest")

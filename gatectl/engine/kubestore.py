@@ -518,19 +518,24 @@ def _known(current: Mapping[str, Any] | Cold, candidate: Mapping[str, Any]) -> b
     answered) arrives after the answer is cached: a pass that rewrites 10,000
     statuses would otherwise slim and compact each of them twice.
     """
-    try:
-        a = int((current.get("metadata") or {}).get("resourceVersion") or 0)
-        b = int((candidate.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return False
-    return 0 < b <= a
+    versions = _versions(current, candidate)
+    return versions is not None and 0 < versions[1] <= versions[0]
 
 
 def _newer(current: Mapping[str, Any] | Cold, candidate: Mapping[str, Any] | Cold) -> bool:
     """True when ``current`` has a higher resourceVersion than ``candidate`` (stale event)."""
+    versions = _versions(current, candidate)
+    return versions is not None and versions[0] > versions[1]
+
+
+def _versions(
+    current: Mapping[str, Any] | Cold, candidate: Mapping[str, Any] | Cold
+) -> tuple[int, int] | None:
+    """Both resourceVersions as integers (0 when absent); ``None`` when one is not a number."""
     try:
-        a = int((current.get("metadata") or {}).get("resourceVersion") or 0)
-        b = int((candidate.get("metadata") or {}).get("resourceVersion") or 0)
+        return (
+            int((current.get("metadata") or {}).get("resourceVersion") or 0),
+            int((candidate.get("metadata") or {}).get("resourceVersion") or 0),
+        )
     except ValueError:
-        return False
-    return a > b
+        return None
