@@ -176,6 +176,12 @@ class Recorder:
             ["phase"],
             registry=reg,
         )
+        self.deferred = Gauge(
+            "gatectl_gates_deferred",
+            "Due gates the last pass did not start (its --pass-budget spent, or the Lease"
+            " not held); they go first in the next pass.",
+            registry=reg,
+        )
         self.audit_records = Counter(
             "gatectl_audit_records_total",
             "Audit records by sink and outcome (written, retried, dropped).",
@@ -259,6 +265,10 @@ class Recorder:
     def set_leader(self, leader: bool) -> None:
         """Say whether this replica holds the lease."""
         self.leader.set(1 if leader else 0)
+
+    def set_deferred(self, gates: int) -> None:
+        """Due gates the last pass left for the next one."""
+        self.deferred.set(gates)
 
     def set_phase_counts(self, counts: Mapping[str, int]) -> None:
         """Set ``gatectl_gates{phase}``; phases not in ``counts`` are set to 0."""

@@ -167,6 +167,15 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         help="with --api-token-review: the audience the tokens must carry (repeatable)",
     )
     p.add_argument("--tick", type=float, default=1.0, metavar="SECONDS", help="loop period")
+    p.add_argument(
+        "--pass-budget",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a pass starts no new gate's step after this long; the gates left go first in the"
+        " next pass, so shard hand-overs and a lost Lease are acted on within it (default 10;"
+        " 0: no limit; not with --once)",
+    )
     p.add_argument("--once", action="store_true", help="evaluate every gate once and exit")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     audit.add_run_flags(p)

@@ -15,6 +15,7 @@ import asyncio
 import gc
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -115,10 +116,13 @@ class _Leadership:
         leading: Callable[[], bool],
         release: Callable[[], None],
         boundary: Callable[[], None] | None = None,
+        acting: Callable[[], bool] | None = None,
     ) -> None:
         self.leading = leading
         self.release = release
         self.boundary = boundary
+        self.acting = acting
+        """Checked before each gate's step (a Lease held); None: held for the whole run."""
 
 
 def _file_mode(
@@ -215,10 +219,14 @@ def _kube_mode(
         retry_period=timing["retry_period"],
     )
     elector.start(stop=stop)
+
+    def leading() -> bool:
+        return elector.is_leader
+
     return (
         store,
         actuators,
-        _Leadership(lambda: elector.is_leader, elector.release),
+        _Leadership(leading, elector.release, acting=leading),
         kube.synced.is_set,
         secrets,
     )
@@ -228,7 +236,9 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 def _check_modes(args: argparse.Namespace) -> None:
-    """The sharding flags' combinations (exit 2 for a bad one)."""
+    """The sharding flags' combinations, and the pass budget (exit 2 for a bad one)."""
+    if not args.pass_budget >= 0:  # also NaN
+        raise UsageError(f"--pass-budget {args.pass_budget:g}: seconds >= 0 (0: no limit)")
     if not args.kubernetes:
         for flag, value in (
             ("--sharding", args.sharding),
@@ -305,7 +315,9 @@ def _sharding(
         thread.join(timeout=timing["retry_period"] + 35.0)
         members.release()
 
-    return sharded, _Leadership(shard.holding, release, boundary=shard.boundary)
+    return sharded, _Leadership(
+        shard.holding, release, boundary=shard.boundary, acting=shard.holding
+    )
 
 
 async def run_loop(
@@ -417,6 +429,12 @@ def command(args: argparse.Namespace) -> int:
         identity=_identity(args),
         adopt_audit_heads=not args.sharding,
     )
+    controller.pass_budget = args.pass_budget if args.pass_budget > 0 else None
+    controller.acting = leadership.acting
+    if args.kubernetes and args.kube_api_qps > 0:
+        # Steps waiting for rate-limited writes: about a second's worth, so that a pass
+        # whose budget is spent, or whose Lease is lost, ends a second or two later.
+        controller.in_flight = max(16, math.ceil(args.kube_api_qps))
     period = max(args.tick, 0.05)
 
     def healthy() -> bool:

@@ -41,6 +41,7 @@ from gatectl.engine.actuators import ActuatorError, Actuators
 from gatectl.engine.audit import AuditLog
 from gatectl.engine.credentials import GateCredentials, ObjectReader, credentials_for
 from gatectl.engine.observe import GatePlan, observe, plan_gate, quantize_window
+from gatectl.engine.passbudget import PassBudget
 from gatectl.engine.stores import GateEntry, Store
 from gatectl.engine.tenancy import Tenancy, violations
 from gatectl.engine.workers import Runner, runner_of
@@ -131,6 +132,8 @@ class TickReport:
     decisions: dict[str, Decision] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     invalid: int = 0
+    deferred: int = 0
+    """Due gates whose step did not start: the pass budget was spent or the Lease lost."""
 
 
 def _now() -> datetime:
@@ -187,6 +190,14 @@ class Controller:
         """Where the store's and actuators' blocking calls run (the store's pool, or inline)."""
         self.in_flight = IN_FLIGHT
         """On a pool, at most this many gates' steps are under way at once (``_each``)."""
+        self.pass_budget: float | None = None
+        """Seconds after which a pass starts no new gate's step (``PassBudget``); the gates
+        left stay due and go first in the next pass. None: no limit."""
+        self.acting: Callable[[], bool] | None = None
+        """Checked before each gate's step: False (this replica lost its Lease) starts no
+        more steps in the pass."""
+        self.monotonic: Callable[[], float] = time.monotonic
+        """The clock of due times and the pass budget."""
         self.audit = audit
         self.actor = f"controller:{identity}"
         """Who decisions are recorded as made by (``actor`` of audit records)."""
@@ -202,6 +213,7 @@ class Controller:
         self._known: set[tuple[str, str]] = set()
         self._said: dict[str, str] = {}
         self.last_tick: float | None = None
+        self._deferring = False
 
     # -- the pass -----------------------------------------------------------------------------
 
@@ -224,14 +236,25 @@ class Controller:
 
     async def _tick(self, *, force: bool) -> TickReport:
         report = TickReport()
-        started = time.monotonic()
+        started = self.monotonic()
+        budget = PassBudget(
+            None if force else self.pass_budget, acting=self.acting, clock=self.monotonic
+        )
         entries = self.store.list_gates()
         self._forget_deleted(entries)
         self._audit_start(entries)
+        # Gates left by a pass that ran out of budget fell due earliest: they go first.
+        entries.sort(key=lambda e: self._next_due.get(e.key, 0.0))
         phases: Counter[str] = Counter()
+        undo: dict[str, float] = {}
         now = self.clock()
 
         async def first(listed: GateEntry) -> tuple[GateEntry, Gate, GateStatus] | None:
+            if not budget.start():
+                phases[str(listed.status.get("phase", "Progressing"))] += 1
+                if listed.gate is None or listed.held is not None or self._due(listed, started):
+                    budget.defer()
+                return None
             if listed.held is not None:
                 phases["Invalid"] += 1
                 await self._hold(listed, report)
@@ -245,10 +268,10 @@ class Controller:
                 phases["Invalid"] += 1
                 await self._invalid(replace(listed, gate=None, error="; ".join(refused)), report)
                 return None
-            due = self._next_due.get(listed.key, 0.0) <= started or _stop_asked(listed)
-            if not force and not due:
+            if not force and not self._due(listed, started):
                 phases[str(listed.status.get("phase", "Progressing"))] += 1
                 return None
+            undo[listed.key] = self._next_due.get(listed.key, 0.0)
             self._next_due[listed.key] = started + listed.gate.spec.evaluation_interval
             try:
                 prepared = await self._prepare(listed, listed.gate, now, report)
@@ -266,9 +289,15 @@ class Controller:
 
         work = [w for w in await self._each(first, entries) if w is not None]
         observed = await self._observe(work, now)
+        budget.decisions()
 
         async def second(item: tuple[GateEntry, Gate, GateStatus]) -> None:
             entry, gate, status = item
+            if not budget.start():  # observed, not decided: due again, first in the next pass
+                self._next_due[entry.key] = undo.get(entry.key, 0.0)
+                budget.defer()
+                phases[status.phase] += 1
+                return
             try:
                 phase = await self._decide(
                     entry,
@@ -293,10 +322,29 @@ class Controller:
             except GatectlError as exc:
                 log.warning("status writes of this pass not committed: %s", exc)
         self.recorder.set_phase_counts(dict(phases))
-        self.recorder.observe_evaluation(time.monotonic() - started)
+        self.recorder.observe_evaluation(self.monotonic() - started)
+        self._deferred(budget.deferred)
+        report.deferred = budget.deferred
         if self.audit is not None:
             self.audit.sync()
         return report
+
+    def _due(self, entry: GateEntry, started: float) -> bool:
+        return self._next_due.get(entry.key, 0.0) <= started or _stop_asked(entry)
+
+    def _deferred(self, count: int) -> None:
+        """Publish and log the gates a pass left for the next one (once when it begins)."""
+        self.recorder.set_deferred(count)
+        if count and not self._deferring:
+            log.warning(
+                "pass ended with %d due gates not started (pass budget %gs spent, or the"
+                " Lease not held); they go first in the next pass",
+                count,
+                self.pass_budget or 0.0,
+            )
+        elif not count and self._deferring:
+            log.info("a pass reached every due gate again")
+        self._deferring = count > 0
 
     async def _each(self, step: Callable[[_T], Awaitable[_R]], items: list[_T]) -> list[_R | None]:
         """``step`` for every item: one after another inline, beside each other on a pool.

@@ -26,7 +26,9 @@ write would still lose with a 409: a second line, never the first.
 
 A replica that could not renew its own Lease within the renew deadline acts on
 nothing, before any other member may count it dead (lease duration > renew
-deadline; a tick longer than their difference would overrun it: keep ticks short).
+deadline): the controller checks ``holding`` before each gate's step, and a pass
+starts no step after its budget (``engine.passbudget``), so boundaries come often
+and the steps under way when the Lease is lost are few.
 """
 
 from __future__ import annotations

@@ -54,6 +54,16 @@ from gatectl.cli import main
             " < --lease-duration (15)",
             id="no-retry-period",
         ),
+        pytest.param(
+            ["--policies", "p", "--state-file", "s", "--pass-budget", "-1"],
+            "gatectl: error: --pass-budget -1: seconds >= 0 (0: no limit)",
+            id="negative-pass-budget",
+        ),
+        pytest.param(
+            ["--kubernetes", "--sharding", "--pass-budget", "nan"],
+            "gatectl: error: --pass-budget nan: seconds >= 0 (0: no limit)",
+            id="nan-pass-budget",
+        ),
     ],
 )
 def test_a_shard_flag_that_cannot_work_is_exit_2(

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gatectl.core.observations import Observation, ObservationSet
 from gatectl.core.status import GateRequests
+from gatectl.engine.reconcile import Controller
 from gatectl.engine.stores import GateEntry
 from gatectl.errors import ConflictError
 from gatectl.policy import Gate, GateSpec
@@ -128,3 +130,19 @@ class TrafficLog:
     def share(self, name: str) -> float | None:
         shares = [s for n, s in self.applied if n == name]
         return shares[-1] if shares else None
+
+
+class TableController(Controller):
+    """Observations from a table: every gate healthy, 10,000 requests, 1 % exceptions."""
+
+    async def _observe(self, work: Any, now: datetime) -> dict[str, Any]:
+        healthy = ObservationSet(
+            canary={
+                "exception_rate": Observation(
+                    "exception_rate", 0.01, numerator=100, denominator=10_000
+                ),
+                "critical_regressions": Observation("critical_regressions", 0.0),
+            },
+            samples=Observation("samples", 10_000),
+        )
+        return {entry.key: healthy for entry, _, _ in work}

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from gatectl.adapters.exposition import ERROR_REASONS, Recorder
-from gatectl.core.observations import Observation, ObservationSet
 from gatectl.core.status import GateStatus
 from gatectl.engine.actuators import ActuatorError
-from gatectl.engine.reconcile import ClientPool, Controller, error_reason
+from gatectl.engine.reconcile import ClientPool, error_reason
 from gatectl.engine.stores import GateEntry, Held
 from gatectl.errors import (
     ClusterError,
@@ -33,7 +31,7 @@ from gatectl.errors import (
     TooManyRequestsError,
 )
 
-from .fakes import Clock, FakeStore, TrafficLog, gate
+from .fakes import Clock, FakeStore, TableController, TrafficLog, gate
 
 
 @pytest.mark.parametrize(
@@ -74,22 +72,6 @@ class FailingStore(FakeStore):
         if entry.name == self.failing:
             raise self.error
         return super().write_status(entry, status)
-
-
-class TableController(Controller):
-    """Observations from a table: every gate healthy, 10,000 requests, 1 % exceptions."""
-
-    async def _observe(self, work: Any, now: datetime) -> dict[str, Any]:
-        healthy = ObservationSet(
-            canary={
-                "exception_rate": Observation(
-                    "exception_rate", 0.01, numerator=100, denominator=10_000
-                ),
-                "critical_regressions": Observation("critical_regressions", 0.0),
-            },
-            samples=Observation("samples", 10_000),
-        )
-        return {entry.key: healthy for entry, _, _ in work}
 
 
 @pytest.mark.parametrize(
