@@ -14,8 +14,8 @@ dispersion-widened sequence (``stats.log_mixture`` on the effective counts
 ``dispersion_bound`` on Pearson's X^2 / (k - 1) of the window's minutes,
 pooled with the baseline's last 6 hours by ``pooled_bound``, on every
 window, as the controller computes it) passes 0.06 on the whole window, or on a recent
-window (1 h, 3 h and 9 h scales, ``gatectl.core.drift``) at error
-``alpha / (3 j (j + 1))``; promotion needs the window elapsed, 100 requests
+window (1 h, 3 h and 9 h scales, ``gatectl.core.drift``) at the error
+``drift.anchor_error`` gives its anchor; promotion needs the window elapsed, 100 requests
 and the upper bound <= 0.04. It mirrors ``gatectl.core.decide`` with the
 same functions, but does not call ``decide`` (the human-override criterion
 is left out). Each cell is also run with ``phi = 1`` (the issue's starting
@@ -429,10 +429,14 @@ def _target(result: Result) -> bool:
 
 
 def _fall_time(cell: Cell, tally: Tally) -> str:
+    """The median time to fall back; after the crossing in minutes, and how many within 2 h."""
     late = tally.median("fallback")
     if cell.crossing is None or late is None:
         return _time(late)
-    return _time(late - cell.crossing) + " after crossing"
+    within = sum(1 for minute in tally.fell if minute - cell.crossing <= 120)
+    return (
+        f"{late - cell.crossing:.0f} min after crossing ({_share(within, tally.runs)} within 2 h)"
+    )
 
 
 def report(*, runs: int, seed: int = 7, workers: int = 2, only: str | None = None) -> str:

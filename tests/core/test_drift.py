@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 
 from gatectl.core.drift import (
     RECENT_SCALES,
+    RECENT_SHARES,
+    SPREAD_SECONDS,
+    anchor_error,
     recent_confidence,
     recent_key,
     recent_span,
@@ -60,17 +63,100 @@ def test_scale_span_follows_the_read_instant(
 @pytest.mark.parametrize(
     ("started", "now", "scale", "expected"),
     [
+        # alpha w (k + 1) / ((j + k) (j + k + 1)), w = 0.4, 0.4, 0.2 and k = 24 h / scale
         pytest.param(
-            NOON - 12 * HOUR + 600, NOON + 1800, HOUR, 1 - 0.05 / (3 * 12 * 13), id="1h-j12"
+            NOON - 12 * HOUR + 600, NOON + 1800, HOUR, 1 - 0.05 * 0.4 * 25 / (36 * 37), id="1h-j12"
         ),
-        pytest.param(NOON - 600, NOON + 60, HOUR, 1 - 0.05 / (3 * 1 * 2), id="1h-j1"),
-        pytest.param(NOON + 10, NOON + 60, HOUR, 1 - 0.05 / (3 * 1 * 2), id="same-hour-is-j1"),
-        pytest.param(NOON - 12 * HOUR + 600, NOON + 1800, 3 * HOUR, 1 - 0.05 / 60, id="3h-j4"),
+        pytest.param(NOON - 600, NOON + 60, HOUR, 1 - 0.05 * 0.4 * 25 / (25 * 26), id="1h-j1"),
+        pytest.param(
+            NOON + 10, NOON + 60, HOUR, 1 - 0.05 * 0.4 * 25 / (25 * 26), id="same-hour-is-j1"
+        ),
+        pytest.param(
+            NOON - 12 * HOUR + 600,
+            NOON + 1800,
+            3 * HOUR,
+            1 - 0.05 * 0.4 * 9 / (12 * 13),
+            id="3h-j4",
+        ),
+        # 9 h multiples of the epoch fall at 21:00 and 06:00 UTC: from 20:00 to 12:30 two pass
+        pytest.param(
+            NOON - 16 * HOUR,
+            NOON + 1800,
+            9 * HOUR,
+            1 - 0.05 * 0.2 * (24 / 9 + 1) / ((2 + 24 / 9) * (3 + 24 / 9)),
+            id="9h-j2",
+        ),
     ],
 )
 def test_recent_confidence(started: float, now: float, scale: int, expected: float) -> None:
     got = recent_confidence(0.95, scale=scale, started_seconds=started, now_seconds=now)
     assert got == pytest.approx(expected, abs=1e-15)
+
+
+def test_the_shares_are_one_per_scale_positive_and_sum_to_one() -> None:
+    assert len(RECENT_SHARES) == len(RECENT_SCALES)
+    assert all(share > 0 for share in RECENT_SHARES)
+    assert math.fsum(RECENT_SHARES) == pytest.approx(1.0, abs=1e-15)
+    assert SPREAD_SECONDS == 24 * HOUR
+
+
+@pytest.mark.parametrize("j", [0, -3])
+def test_an_anchor_index_below_one_is_refused(j: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        anchor_error(0.05, scale=HOUR, j=j)
+
+
+def test_a_scale_not_in_the_ladder_is_refused() -> None:
+    with pytest.raises(ValueError, match="not one of the recent scales"):
+        anchor_error(0.05, scale=2 * HOUR, j=1)
+
+
+@pytest.mark.parametrize("scale", RECENT_SCALES)
+@pytest.mark.parametrize("anchors", [1, 2, 13, 24, 1000, 10**6])
+def test_a_scales_first_anchors_spend_its_share_less_what_the_rest_keep(
+    scale: int, anchors: int
+) -> None:
+    # (k + 1) / ((j + k) (j + k + 1)) = (k + 1) (1 / (j + k) - 1 / (j + k + 1)): the first J
+    # anchors spend w (1 - (k + 1) / (J + k + 1)) of alpha, the ones after the rest of w.
+    alpha, k = 0.05, 24 * HOUR / scale
+    share = RECENT_SHARES[RECENT_SCALES.index(scale)]
+    spent = math.fsum(anchor_error(alpha, scale=scale, j=j) for j in range(1, anchors + 1))
+    assert spent == pytest.approx(alpha * share * (1 - (k + 1) / (anchors + k + 1)), rel=1e-9)
+    assert spent < alpha * share
+
+
+def test_the_first_day_of_anchors_spends_under_half_of_each_scale() -> None:
+    # the budget is spread over the first day instead of its first hours: the 24 (8) anchors
+    # of the 1 h (3 h) scale in a step's first day spend k / (2 k + 1) of the scale's share,
+    # and the first anchor 1 / (k + 2); alpha / (3 j (j + 1)) spent half on the first alone.
+    for scale, k, first in ((HOUR, 24, 1 / 26), (3 * HOUR, 8, 1 / 10), (9 * HOUR, 24 / 9, 3 / 14)):
+        share = RECENT_SHARES[RECENT_SCALES.index(scale)]
+        day = math.fsum(
+            anchor_error(1.0, scale=scale, j=j) for j in range(1, 24 * HOUR // scale + 1)
+        )
+        if scale < 9 * HOUR:
+            assert day / share == pytest.approx(k / (2 * k + 1), rel=1e-12)
+        assert anchor_error(1.0, scale=scale, j=1) / share == pytest.approx(first, rel=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    alpha=st.floats(min_value=1e-9, max_value=0.5),
+    anchors=st.integers(min_value=1, max_value=10**5),
+)
+def test_all_scales_and_anchors_together_err_at_most_alpha(alpha: float, anchors: int) -> None:
+    errors = [
+        anchor_error(alpha, scale=scale, j=j)
+        for scale in RECENT_SCALES
+        for j in range(1, anchors + 1)
+    ]
+    assert all(error > 0 for error in errors)
+    assert math.fsum(errors) <= alpha * (1 + 1e-12)
+    # one level per anchor: a later anchor never gets more error than an earlier one
+    for scale in RECENT_SCALES:
+        assert anchor_error(alpha, scale=scale, j=anchors + 1) < anchor_error(
+            alpha, scale=scale, j=anchors
+        )
 
 
 @pytest.mark.parametrize(

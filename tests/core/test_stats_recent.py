@@ -49,7 +49,8 @@ def observed(recent: Observation | None, **longer: Observation) -> ObservationSe
 
 def test_a_slow_drift_fires_on_a_longer_window() -> None:
     # 6.22 % over the last 1h30m proves nothing at its level; 6.6 % over the last 3h30m
-    # (the 3 h scale, anchored at 09:00) does: its 4th anchor since 00:10, alpha / (3 * 4 * 5).
+    # (the 3 h scale, anchored at 09:00) does: its 4th anchor since 00:10, share 0.4 and
+    # k = 24 h / 3 h = 8: alpha 0.4 (8 + 1) / ((4 + 8) (4 + 8 + 1)).
     longer = {"exception_rate@10800": rate(13_860.0, 210_000.0)}
     decision = decide(
         spec(), observed(rate(5_600.0, 90_000.0), **longer), GateState(STARTED), now=NOW
@@ -59,7 +60,7 @@ def test_a_slow_drift_fires_on_a_longer_window() -> None:
     trigger = decision.triggers[0]
     assert (trigger.result, trigger.samples) == ("fired", 210_000.0)
     assert trigger.interval is not None
-    assert trigger.interval.confidence == pytest.approx(1 - 0.05 / (3 * 4 * 5))
+    assert trigger.interval.confidence == pytest.approx(1 - 0.05 * 0.4 * 9 / (12 * 13))
     assert decision.reasons[0].endswith(", on the last 3h30m)")
     alone = decide(spec(), observed(rate(5_600.0, 90_000.0)), GateState(STARTED), now=NOW)
     assert alone.action.value == "hold"
@@ -72,8 +73,8 @@ def test_a_drift_seen_in_the_last_hours_falls_back() -> None:
     trigger = decision.triggers[0]
     assert (trigger.result, trigger.value, trigger.samples) == ("fired", 0.09, 90_000.0)
     assert trigger.interval is not None
-    # the 1 h scale's 12th anchor, one of three scales: alpha / (3 * 12 * 13)
-    assert trigger.interval.confidence == pytest.approx(1 - 0.05 / (3 * 12 * 13))
+    # the 1 h scale's 12th anchor, share 0.4, k = 24: alpha 0.4 (24 + 1) / ((12 + 24) (12 + 25))
+    assert trigger.interval.confidence == pytest.approx(1 - 0.05 * 0.4 * 25 / (36 * 37))
     assert decision.reasons[0].startswith(
         "rollback trigger fired: exception_rate > 0.06 (value 0.09"
     )
@@ -100,11 +101,23 @@ def test_the_recent_window_does_not_fire(recent: Observation | None, extra: dict
 
 
 def test_the_level_tightens_with_each_hour_since_the_step_began() -> None:
-    # 6.39 % of 90,000 requests: proven > 6 % after 2 hours (j = 2), not after 12.
+    # 6.376 % of 90,000 requests: proven > 6 % after 2 hours (j = 2, error alpha 0.4 25 / 702:
+    # 5,733 events suffice), not after 12 (alpha 0.4 25 / 1,332: 5,743 needed).
     early = GateState(STARTED)
-    recent = rate(5_750.0, 90_000.0)
+    recent = rate(5_738.0, 90_000.0)
     assert (
         decide(spec(), observed(recent), early, now=STARTED + timedelta(hours=2)).action.value
         == "fallback"
     )
     assert decide(spec(), observed(recent), early, now=NOW).action.value == "hold"
+
+
+def test_twelve_hours_in_a_one_hour_window_is_read_at_the_spread_error() -> None:
+    # 6.39 % of 90,000 requests at 12:30, the 1 h scale's 12th anchor: proven at its error
+    # alpha 0.4 25 / (36 37) = 3.8e-4 (5,743 events suffice); an error alpha / (3 j (j + 1))
+    # = 1.1e-4, which spent half of each scale's error on an anchor never read, needs 5,762.
+    decision = decide(spec(), observed(rate(5_750.0, 90_000.0)), GateState(STARTED), now=NOW)
+
+    assert decision.action.value == "fallback"
+    assert decision.triggers[0].interval is not None
+    assert decision.triggers[0].interval.confidence == pytest.approx(1 - 3.754e-4, abs=1e-7)
