@@ -149,6 +149,8 @@ def status_records(
 ) -> list[dict[str, Any]]:
     """Records of what ``prepare`` did: a new gate, a new revision, edited steps, approvals,
     resets and human fallbacks (the history entries it added), oldest first."""
+    if before is not None and after.history is before.history:
+        return []  # most passes: the history as it was (and, packed, not decoded for nothing)
     old = list(before.history) if before is not None else []
     added = [entry for entry in after.history if entry not in old]
     records: list[dict[str, Any]] = []

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from gatectl.core.observations import PHASES, Action, Decision, GateState
+from gatectl.core.packed import PackedHistory
 from gatectl.core.render import decision_to_dict
 from gatectl.core.timeparse import format_time, parse_time
 from gatectl.policy.models import Gate
@@ -76,7 +77,8 @@ class GateStatus:
     inconclusive_count: int = 0
     fallen_back: bool = False
     last_decision: Mapping[str, Any] | None = None
-    history: tuple[Mapping[str, Any], ...] = ()
+    history: Sequence[Mapping[str, Any]] = ()
+    """Oldest first: a tuple, or as a store keeps it (``PackedHistory``, decoded when read)."""
     observed_generation: int | None = None
     pending: Mapping[str, Any] | None = None
     last_reset: str | None = None
@@ -103,7 +105,11 @@ class GateStatus:
             "revision": self.revision,
             "inconclusiveCount": self.inconclusive_count,
             "fallenBack": self.fallen_back,
-            "history": [dict(h) for h in self.history],
+            "history": (
+                self.history  # left packed: the store that packed it writes it
+                if isinstance(self.history, PackedHistory)
+                else [dict(h) for h in self.history]
+            ),
             "conditions": [dict(c) for c in self.conditions],
         }
         optional = {
@@ -139,7 +145,7 @@ class GateStatus:
                 inconclusive_count=int(body.get("inconclusiveCount", 0)),
                 fallen_back=bool(body.get("fallenBack", False)),
                 last_decision=body.get("lastDecision"),
-                history=tuple(body.get("history") or ()),
+                history=_history(body.get("history")),
                 observed_generation=body.get("observedGeneration"),
                 pending=body.get("pending"),
                 last_reset=body.get("lastReset"),
@@ -157,7 +163,7 @@ class GateStatus:
 
 
 def initial_status(
-    gate: Gate, *, now: datetime, history: tuple[Mapping[str, Any], ...] = ()
+    gate: Gate, *, now: datetime, history: Sequence[Mapping[str, Any]] = ()
 ) -> GateStatus:
     """Step 1 of a new revision, starting now."""
     return GateStatus(
@@ -185,8 +191,15 @@ def _size(item: Any) -> int:
     return len(json.dumps(item, separators=(",", ":"), default=str))
 
 
+def _history(value: Any) -> Sequence[Mapping[str, Any]]:
+    """A persisted history: kept packed if it is (not decoded until read), else a tuple."""
+    if isinstance(value, PackedHistory):
+        return value
+    return tuple(value or ())
+
+
 def _push(
-    history: tuple[Mapping[str, Any], ...], entry: Mapping[str, Any]
+    history: Sequence[Mapping[str, Any]], entry: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any], ...]:
     if _size(entry) > HISTORY_BYTES // 2:
         # One entry alone too large (a policy with very many checks): keep what happened.

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from gatectl.adapters.kube.client import EVENTS, LIST_PAGE, RELEASEGATES, Resources
 from gatectl.adapters.kube.events import record_event
 from gatectl.adapters.kube.watch import Watcher
+from gatectl.core.packed import PackedHistory, pack_history, plain
 from gatectl.core.status import GateRequests
 from gatectl.engine.compact import compact
 from gatectl.engine.stores import GateEntry
@@ -96,14 +97,30 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """``obj`` as the cache keeps it: no ``managedFields``, no last-applied annotation, and
-    its strings shared with every other cached object's (``compact``).
+    """``obj`` as the cache keeps it: no ``managedFields``, no last-applied annotation, its
+    status history packed (``PackedHistory``), and its strings shared with every other
+    cached object's (``compact``).
 
     The status subresource's PUT keeps both on the server (an update without
     ``managedFields`` leaves them as they are; a status write ignores metadata).
     """
-    kept: dict[str, Any] = compact(_trim(obj))
+    trimmed = _trim(obj)
+    status = trimmed.get("status")
+    if isinstance(status, Mapping) and isinstance(status.get("history"), list):
+        trimmed = {**trimmed, "status": pack_history(status)}
+    kept: dict[str, Any] = compact(trimmed)
     return kept
+
+
+def _dumps(obj: Mapping[str, Any]) -> bytes:
+    """Compact JSON of a cached object (a packed history decoded)."""
+    return json.dumps(obj, separators=(",", ":"), default=_unpacked).encode()
+
+
+def _unpacked(value: Any) -> Any:
+    if isinstance(value, PackedHistory):
+        return value.unpack()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _trim(obj: dict[str, Any]) -> dict[str, Any]:
@@ -153,8 +170,7 @@ class Cold:
         self.version = _version(trimmed)
         self.zdict = zdict
         packer = zlib.compressobj(6, zdict=zdict) if zdict else zlib.compressobj(6)
-        text = json.dumps(trimmed, separators=(",", ":")).encode()
-        self.data = packer.compress(text) + packer.flush()
+        self.data = packer.compress(_dumps(trimmed)) + packer.flush()
 
     def get(self, field: str, default: Any = None) -> Any:
         """Enough of a mapping for ``_newer``."""
@@ -313,7 +329,7 @@ class KubeStore:
         zdict = self._zdict
         if not zdict or (b'"status"' not in zdict and obj.get("status")):
             # The first gate (the first with a status) as the dictionary of those after it.
-            zdict = self._zdict = json.dumps(_trim(obj), separators=(",", ":")).encode()[-32768:]
+            zdict = self._zdict = _dumps(_trim(obj))[-32768:]
         return Cold(obj, zdict)
 
     def _expand(self, key: _Name) -> None:
@@ -447,7 +463,7 @@ class KubeStore:
         the next pass decides from the object as it is now, even if the watch lags.
         """
         body = dict(entry.handle)
-        body["status"] = dict(status)
+        body["status"] = plain(status)
         try:
             updated = self.gates.replace_status(body, namespace=entry.namespace)
         except ConflictError:

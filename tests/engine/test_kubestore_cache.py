@@ -21,6 +21,7 @@ from kubeapi.server import KubeAPIServer
 from realkube.fixtures import real_kube  # noqa: F401
 
 from gatectl.adapters.kube import RELEASEGATES, load_api_client
+from gatectl.core.packed import PackedHistory
 from gatectl.engine import kubestore
 from gatectl.engine.kubestore import LAST_APPLIED, KubeStore
 
@@ -143,6 +144,42 @@ def test_a_status_write_from_the_slim_cache_keeps_managed_fields_and_annotations
         created["metadata"].get("managedFields")
     )
     assert stored["spec"] == created["spec"]
+
+
+def test_the_cache_keeps_a_status_history_packed_and_writes_it_as_json(
+    kube_api: KubeTarget,  # noqa: F811
+) -> None:
+    """A history is kept compressed (decoded when read) and still reaches the server whole."""
+    kube_api.require_crd("releasegates.gatectl.io")
+    gates = kube_api.resources(RELEASEGATES)
+    body = releasegate("packed")
+    body["metadata"] = {"name": "packed"}
+    gates.create(body, namespace=kube_api.namespace)
+    store = KubeStore(kube_api.api_client, namespaces=[kube_api.namespace])
+    store.sync()
+    (entry,) = store.list_gates()
+    history = [
+        {"time": "2026-12-02T16:14:00Z", "action": "start"},
+        {
+            "time": "2026-12-02T16:20:00Z",
+            "action": "hold",
+            "reasons": ["needs ~825 more requests"],
+            "evidence": {"samples": 500.0, "criteria": [{"metric": "exception_rate"}]},
+        },
+    ]
+    store.write_status(entry, {"phase": "Progressing", "step": 1, "history": history})
+    (cached,) = store.list_gates()
+    assert isinstance(cached.status["history"], PackedHistory)
+    assert cached.status["history"] == history
+    # The controller writes back what it read, history as kept: JSON on the wire.
+    store.write_status(cached, {**cached.status, "phase": "Holding"})
+    stored = gates.get("packed", namespace=kube_api.namespace)
+    assert stored["status"]["history"] == history
+    assert stored["status"]["phase"] == "Holding"
+    # Kept cold (another replica's gate) and expanded again: the same history.
+    assert store.list_acted(lambda e: e.name, lambda keys: frozenset()) == []
+    (again,) = store.list_acted(lambda e: e.name, frozenset)
+    assert again.status == stored["status"]
 
 
 def test_the_cache_keeps_objects_compact_strings_shared_across_gates(api: KubeAPIServer) -> None:
