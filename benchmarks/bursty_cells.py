@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import Pool
 
 import bursty_peers
@@ -172,6 +172,13 @@ def run_stream(stream: Stream, *, dispersion: str) -> tuple[str, int]:
     the baseline's last ``LOOKBACK`` minutes), ``own`` (the canary's intervals
     only, the rule before pooling) or ``none`` (``phi = 1``).
     """
+    what, minute, _ = run_stream_window(stream, dispersion=dispersion)
+    return what, minute
+
+
+def run_stream_window(stream: Stream, *, dispersion: str) -> tuple[str, int, int | None]:
+    """``run_stream`` and the window that fell back: 0 the whole one, else the recent scale
+    in minutes (``None``: no fallback)."""
     canary, baseline = _cumulative(stream[0], stream[1]), _cumulative(stream[2], stream[3])
 
     def counts(start: int, end: int) -> tuple[float, float]:
@@ -190,17 +197,17 @@ def run_stream(stream: Stream, *, dispersion: str) -> tuple[str, int]:
         start = max(0, t - WINDOW)
         x, n = counts(start, t)
         if _shown_above(x, n, TRIGGER, LEVEL):
-            return "fallback", t
+            return "fallback", t, 0
         for scale in SCALES:
             anchor = (t // scale - 1) * scale
             if t // scale >= 1 and anchor > start:
                 rx, rn = counts(anchor, t)
                 if _shown_above(rx, rn, TRIGGER, _recent_level(scale, t)):
-                    return "fallback", t
+                    return "fallback", t, scale
         raw_n = canary(start, t).trials
         if t >= WINDOW and raw_n >= 100 and _shown_below(x, n, CRITERION, LEVEL):
-            return "promote", t
-    return "hold", HORIZON
+            return "promote", t, None
+    return "hold", HORIZON, None
 
 
 @dataclass(frozen=True)
@@ -210,6 +217,8 @@ class Tally:
     runs: int
     fell: list[int]
     promoted: list[int]
+    windows: dict[int, int] = field(default_factory=dict)
+    """Fallbacks by the window that proved them: 0 the whole one, else the scale in minutes."""
 
     @property
     def fallback(self) -> float:
@@ -224,10 +233,16 @@ class Tally:
         return float(np.median(found)) if found else None
 
 
-def _tally(outcomes: list[tuple[str, int | None]]) -> Tally:
+def _tally(
+    outcomes: list[tuple[str, int | None]], windows: list[int | None] | None = None
+) -> Tally:
     fell = [m for what, m in outcomes if what == "fallback" and m is not None]
     promoted = [m for what, m in outcomes if what == "promote" and m is not None]
-    return Tally(len(outcomes), fell, promoted)
+    counted: dict[int, int] = {}
+    for window in windows or []:
+        if window is not None:
+            counted[window] = counted.get(window, 0) + 1
+    return Tally(len(outcomes), fell, promoted, counted)
 
 
 @dataclass(frozen=True)
@@ -254,9 +269,10 @@ def run_cell(cell: Cell, calibration: Cell, *, runs: int, seed: int) -> Result:
     every = streams(cell, runs=runs, seed=seed)
     drawn = [(s[0], s[1]) for s in every]
     promote = [bursty_peers.point_promotion(x, n) for x, n in drawn]
+    ours = [run_stream_window(s, dispersion="pooled") for s in every]
     return Result(
         cell,
-        _tally([run_stream(s, dispersion="pooled") for s in every]),
+        _tally([(what, m) for what, m, _ in ours], [window for _, _, window in ours]),
         _tally([run_stream(s, dispersion="none") for s in every]),
         _tally(
             [
@@ -429,14 +445,14 @@ def _target(result: Result) -> bool:
 
 
 def _fall_time(cell: Cell, tally: Tally) -> str:
-    """The median time to fall back; after the crossing in minutes, and how many within 2 h."""
+    """The median time to fall back; after the crossing in minutes, and how many fell back in
+    the 2 h after it (not before: a peer that falls back before the crossing is not counted)."""
     late = tally.median("fallback")
     if cell.crossing is None or late is None:
         return _time(late)
-    within = sum(1 for minute in tally.fell if minute - cell.crossing <= 120)
-    return (
-        f"{late - cell.crossing:.0f} min after crossing ({_share(within, tally.runs)} within 2 h)"
-    )
+    within = sum(1 for minute in tally.fell if 0 <= minute - cell.crossing <= 120)
+    after = f"{_share(within, tally.runs)} in the 2 h after"
+    return f"{late - cell.crossing:.0f} min after crossing ({after})"
 
 
 def report(*, runs: int, seed: int = 7, workers: int = 2, only: str | None = None) -> str:
@@ -485,6 +501,20 @@ def report(*, runs: int, seed: int = 7, workers: int = 2, only: str | None = Non
             f" / {_share(len(r.flagger.promoted), runs)}"
             f" | {_fall_time(r.cell, r.flagger)} / {_time(r.flagger.median('promote'))} |"
         )
+    drifting = [r for r in results if r.cell.crossing is not None]
+    if drifting:
+        lines += [
+            "",
+            "| cell | gatectl's fallbacks by the window that proved them first |",
+            "|---|---|",
+        ]
+        for r in drifting:
+            named = {0: "whole window", **{scale: f"{scale // 60} h" for scale in SCALES}}
+            counted = ", ".join(
+                f"{named.get(window, window)} {count}"
+                for window, count in sorted(r.ours.windows.items())
+            )
+            lines.append(f"| {r.cell.name} | {counted} |")
     lines += ["", "| router | held after (median of 20) |", "|---|---|"]
     for per_minute, observed, share in (
         (10, 0.31, 0.1),

@@ -43,7 +43,7 @@ RECENT_SHARES: tuple[float, ...] = (0.4, 0.4, 0.2)
 """Each scale's share of the recent windows' error, in ``RECENT_SCALES``' order (sum 1).
 
 The 9 h scale gets less: it is first read 9 to 18 hours into a step and was
-the first to prove a drift in 1 to 4 % of the benchmark's drifting runs.
+the first to prove a drift in at most 6 % of the benchmark's drifting runs.
 """
 SPREAD_SECONDS = 24 * 3600
 """Scale ``L``'s error is spread about evenly over its anchors in a step's first
