@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from gatectl.core.packed import pack_history, plain
 from gatectl.core.statecheck import (
     Hold,
     Traffic,
@@ -323,7 +324,8 @@ class FileStore:
             now=self.clock(),
         )
         if type(verdict) is dict:
-            verdict = compact(verdict)  # kept until it changes: strings shared across gates
+            # Kept until it changes: history packed, strings shared across gates.
+            verdict = compact(pack_history(verdict))
         self._verdicts[key] = (basis, verdict)
         if isinstance(verdict, Mapping) and row is not None and row.status is not None:
             self._rows[key] = replace(row, status=None)  # kept once: parsed, as the verdict
@@ -448,7 +450,7 @@ class FileStore:
             return row
         if cached[0][0] != row.rev or not isinstance(cached[1], Mapping):
             return row
-        text = canonical(cached[1])
+        text = canonical(plain(cached[1]))
         return replace(row, status=text, checksum=checksum(text))
 
     def _remember(self, key: str, rev: int, **changes: Any) -> None:
@@ -462,7 +464,7 @@ class FileStore:
 
     def write_status(self, entry: GateEntry, status: Mapping[str, Any]) -> GateEntry:
         """Replace the gate's status (with a journal record if its step moved); see ``flush``."""
-        body: dict[str, Any] = compact(dict(status))  # kept as the gate's status until it changes
+        body = plain(status)  # JSON as written; kept (below) with its history packed again
         text = canonical(body)
         record: str | None = None
         cached = self._journal.get(entry.key, [])
@@ -474,12 +476,13 @@ class FileStore:
                 current = entry.gate.spec.shares if entry.gate is not None else None
                 step["steps"] = record_steps(body, current, previous)
                 record = canonical(step)
-        self._statuses.append((StatusWrite(entry.key, text, record), entry, body))
+        kept: dict[str, Any] = compact(pack_history(body))  # the gate's status until it changes
+        self._statuses.append((StatusWrite(entry.key, text, record), entry, kept))
         if record is not None:
             self._journal[entry.key] = [(checksum(record), record), *cached][:3]
         self._reported.pop(entry.key, None)
         self._written(durable=bool(body.get("pending")))
-        return replace(entry, status=body, held=None)
+        return replace(entry, status=kept, held=None)
 
     def record_event(self, entry: GateEntry, *, reason: str, message: str, warning: bool) -> None:
         """Append to the state store's event log (committed with the status writes)."""

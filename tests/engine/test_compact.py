@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gatectl.core.packed import PackedHistory, plain
 from gatectl.core.statecheck import canonical
 from gatectl.engine.compact import compact
 from gatectl.engine.stores import FileStore
@@ -83,6 +84,31 @@ def test_file_store_keeps_statuses_compact_and_unchanged(tmp_path: Path) -> None
     assert canonical(a.status) == canonical(bodies[0])
     assert a.status["message"] is b.status["message"]
     assert a.status["history"] == b.status["history"] == []
+    reopened.close()
+
+
+def test_file_store_keeps_a_history_packed_and_writes_it_as_json(tmp_path: Path) -> None:
+    directory = policies(tmp_path / "p", 1)
+    store = FileStore(directory, tmp_path / "state.db", clock=clock)
+    (entry,) = store.list_gates()
+    history = [
+        {"time": "2026-11-20T12:00:00Z", "action": "start"},
+        {"time": "2026-11-20T12:05:00Z", "action": "hold", "reasons": ["needs ~825 more"]},
+    ]
+    body = {**status(), "history": history}
+    written = store.write_status(entry, body)
+    assert isinstance(written.status["history"], PackedHistory)
+    store.flush()
+    (again,) = store.list_gates()
+    assert isinstance(again.status["history"], PackedHistory)
+    assert canonical(plain(again.status)) == canonical(body)
+    # Written back as it was read (history packed): the row is the same JSON.
+    store.write_status(again, {**again.status, "message": "later"})
+    store.close()
+    reopened = FileStore(directory, tmp_path / "state.db", clock=clock)
+    (read,) = reopened.list_gates()
+    assert isinstance(read.status["history"], PackedHistory)
+    assert canonical(plain(read.status)) == canonical({**body, "message": "later"})
     reopened.close()
 
 
