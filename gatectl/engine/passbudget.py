@@ -15,6 +15,13 @@ pass (``Controller`` orders a pass by when each gate fell due). Steps already
 started finish (a step's writes are never cut in half), which the in-flight
 bound keeps short. The decisions of a pass get at least half a budget after
 its queries, so a pass whose queries alone outlast the budget still moves on.
+
+A pass reads Prometheus for every gate it takes before deciding any, so one
+that can decide only a few hundred of 10,000 due gates in its budget would
+read the other thousands for nothing, pass after pass. So the gates a pass
+takes are capped (``cap``): after a pass that ran out of time deciding, the
+next takes about twice as many as it decided; after one that decided all it
+took, twice its cap; with nothing left over, no cap.
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["PassBudget"]
+__all__ = ["MIN_CAP", "PassBudget"]
+
+MIN_CAP = 64
+"""The fewest due gates a capped pass takes."""
 
 
 class PassBudget:
@@ -34,14 +44,29 @@ class PassBudget:
         *,
         acting: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cap: int | None = None,
     ) -> None:
         self.seconds = seconds
         self.acting = acting
         self.clock = clock
+        self.cap = cap
+        """At most this many due gates are taken into the pass (None: all)."""
         self._deadline = None if seconds is None else clock() + seconds
         self._started = 0
+        self.taken = 0
+        self.decided = 0
+        """Decisions started (after the queries)."""
+        self.undecided = 0
+        """Gates taken and read, but not decided: the budget ran out while deciding."""
         self.deferred = 0
         """Due gates whose step this pass did not start."""
+
+    def take(self) -> bool:
+        """May one more due gate be taken into this pass (its queries and decision)?"""
+        if self.cap is not None and self.taken >= self.cap:
+            return False
+        self.taken += 1
+        return True
 
     def start(self) -> bool:
         """May a new step start now? Counts it if so.
@@ -65,3 +90,20 @@ class PassBudget:
         self._started = 0
         if self.seconds is not None and self._deadline is not None:
             self._deadline = max(self._deadline, self.clock() + self.seconds / 2)
+
+    def decide(self) -> bool:
+        """``start`` for a decision: counts it, or counts the gate left undecided."""
+        if self.start():
+            self.decided += 1
+            return True
+        self.undecided += 1
+        self.defer()
+        return False
+
+    def next_cap(self) -> int | None:
+        """How many due gates the next pass may take (see the module's note)."""
+        if not self.deferred:
+            return None
+        if self.undecided:
+            return max(MIN_CAP, 2 * self.decided)
+        return None if self.cap is None else 2 * self.cap

@@ -214,6 +214,8 @@ class Controller:
         self._said: dict[str, str] = {}
         self.last_tick: float | None = None
         self._deferring = False
+        self._cap: int | None = None
+        """At most this many due gates are taken into the next pass (``PassBudget.cap``)."""
 
     # -- the pass -----------------------------------------------------------------------------
 
@@ -238,7 +240,10 @@ class Controller:
         report = TickReport()
         started = self.monotonic()
         budget = PassBudget(
-            None if force else self.pass_budget, acting=self.acting, clock=self.monotonic
+            None if force else self.pass_budget,
+            acting=self.acting,
+            clock=self.monotonic,
+            cap=None if force else self._cap,
         )
         entries = self.store.list_gates()
         self._forget_deleted(entries)
@@ -271,6 +276,10 @@ class Controller:
             if not force and not self._due(listed, started):
                 phases[str(listed.status.get("phase", "Progressing"))] += 1
                 return None
+            if not budget.take():  # more than the pass could decide: due, first next pass
+                phases[str(listed.status.get("phase", "Progressing"))] += 1
+                budget.defer()
+                return None
             undo[listed.key] = self._next_due.get(listed.key, 0.0)
             self._next_due[listed.key] = started + listed.gate.spec.evaluation_interval
             try:
@@ -293,9 +302,8 @@ class Controller:
 
         async def second(item: tuple[GateEntry, Gate, GateStatus]) -> None:
             entry, gate, status = item
-            if not budget.start():  # observed, not decided: due again, first in the next pass
+            if not budget.decide():  # observed, not decided: due again, first in the next pass
                 self._next_due[entry.key] = undo.get(entry.key, 0.0)
-                budget.defer()
                 phases[status.phase] += 1
                 return
             try:
@@ -325,6 +333,8 @@ class Controller:
         self.recorder.observe_evaluation(self.monotonic() - started)
         self._deferred(budget.deferred)
         report.deferred = budget.deferred
+        if not force:
+            self._cap = budget.next_cap()
         if self.audit is not None:
             self.audit.sync()
         return report

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gatectl.adapters.exposition import Recorder
-from gatectl.engine.passbudget import PassBudget
+from gatectl.engine.passbudget import MIN_CAP, PassBudget
 from gatectl.engine.reconcile import ClientPool, TickReport
 from gatectl.engine.stores import GateEntry
 
@@ -97,6 +97,42 @@ def test_deferred_gates_are_counted() -> None:
     budget.defer()
     budget.defer()
     assert budget.deferred == 2
+
+
+def test_a_capped_pass_takes_no_more_gates_than_its_cap() -> None:
+    budget = PassBudget(None, clock=Seconds(), cap=3)
+    assert [budget.take() for _ in range(5)] == [True, True, True, False, False]
+    assert PassBudget(None, clock=Seconds()).take()
+
+
+@pytest.mark.parametrize(
+    ("cap", "decided", "undecided", "deferred", "expected"),
+    [
+        pytest.param(None, 500, 0, 0, None, id="nothing-left-no-cap"),
+        pytest.param(128, 128, 0, 0, None, id="caught-up-cap-lifted"),
+        pytest.param(None, 300, 9_700, 9_700, 600, id="ran-out-deciding-twice-what-it-decided"),
+        pytest.param(None, 10, 90, 90, MIN_CAP, id="never-below-the-minimum"),
+        pytest.param(600, 600, 0, 9_100, 1_200, id="decided-all-it-took-cap-doubled"),
+        pytest.param(None, 0, 0, 50, None, id="left-by-the-lease-no-cap"),
+    ],
+)
+def test_the_next_cap_follows_what_a_pass_could_decide(
+    cap: int | None, decided: int, undecided: int, deferred: int, expected: int | None
+) -> None:
+    budget = PassBudget(10.0, clock=Seconds(), cap=cap)
+    budget.decided, budget.undecided, budget.deferred = decided, undecided, deferred
+    assert budget.next_cap() == expected
+
+
+def test_decide_counts_decisions_and_the_gates_left_undecided() -> None:
+    clock = Seconds()
+    budget = PassBudget(1.0, clock=clock)
+    budget.decisions()
+    assert budget.decide()
+    clock.now += 1.0
+    assert not budget.decide()
+    assert not budget.decide()
+    assert (budget.decided, budget.undecided, budget.deferred) == (1, 2, 2)
 
 
 # -- the controller ---------------------------------------------------------------------------
@@ -207,6 +243,28 @@ def test_a_lost_lease_starts_no_further_step_in_the_pass(
     assert {"default/g3", "default/g4", "default/g5"} <= set(again.decisions)
     assert again.deferred == 0
     assert any("reached every due gate again" in r.getMessage() for r in caplog.records)
+
+
+def test_after_a_pass_that_ran_out_deciding_the_next_reads_only_what_it_can_decide() -> None:
+    """Not 200 gates' queries for the 2 a pass can decide: the next pass takes 64."""
+    controller, _, _, _ = _controller(200)
+    controller.pass_budget = 2.5
+    read: list[int] = []
+    table = controller._observe
+
+    async def observe(work: Any, now: Any) -> dict[str, Any]:
+        read.append(len(work))
+        return await table(work, now)
+
+    controller._observe = observe  # type: ignore[method-assign]
+    first = _tick(controller)
+    assert read == [200]
+    assert 1 <= first.evaluated < 200
+    second = _tick(controller)
+    assert read[1] == MIN_CAP
+    assert second.deferred == 200 - first.evaluated - second.evaluated
+    left = set(second.decisions)
+    assert left.isdisjoint(first.decisions)  # the most overdue, not the ones just decided
 
 
 def test_once_is_not_cut_short_by_the_budget() -> None:
