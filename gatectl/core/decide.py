@@ -322,8 +322,9 @@ def _recent(
     Three scales (``gatectl.core.drift``): the window of scale ``L`` starts at
     the whole multiple of ``L`` before the current one; the ``j``-th such
     anchor since the step began gets its own confidence sequence at error
-    ``alpha / (S j (j + 1))``, so all of them together err with probability
-    at most ``alpha`` (docs/statistics.md). The shortest window that proves
+    ``drift.anchor_error`` (a share of ``alpha`` per scale, spread over the
+    anchors so that they sum to it), so all of them together err with
+    probability at most ``alpha`` (docs/statistics.md). The shortest window that proves
     the condition fires.
     """
     confidence = _level(trigger, spec)
