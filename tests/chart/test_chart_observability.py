@@ -150,6 +150,7 @@ _LABEL_VALUES = re.compile(
 )
 _FUNCTIONS = {
     "sum", "max", "min", "avg", "count", "rate", "increase", "absent", "histogram_quantile",
+    "min_over_time", "max_over_time",
     "by", "without", "on", "and", "or", "unless", "label_values", "bool",
 }  # fmt: skip
 
