@@ -20,7 +20,7 @@ from kubeapi.fixtures import KubeTarget, kube_api  # noqa: F401
 from kubeapi.server import KubeAPIServer
 from realkube.fixtures import real_kube  # noqa: F401
 
-from gatectl.adapters.kube import RELEASEGATES, load_api_client
+from gatectl.adapters.kube import RELEASEGATES, Resources, load_api_client
 from gatectl.core.packed import PackedHistory
 from gatectl.engine import kubestore
 from gatectl.engine.kubestore import LAST_APPLIED, KubeStore
@@ -117,21 +117,29 @@ def test_a_spec_change_is_validated_again(api: KubeAPIServer) -> None:
     assert third.error is not None and "steps" in third.error
 
 
+def _one_gate(
+    kube_api: KubeTarget,  # noqa: F811
+    metadata: dict[str, Any],
+) -> tuple[Resources, dict[str, Any], dict[str, Any], KubeStore]:
+    """One ReleaseGate created in the test's namespace: (its API, what was sent, what the
+    server answered, a synced store)."""
+    kube_api.require_crd("releasegates.gatectl.io")
+    gates = kube_api.resources(RELEASEGATES)
+    body = releasegate(str(metadata["name"]))
+    body["metadata"] = metadata
+    created = gates.create(body, namespace=kube_api.namespace)
+    store = KubeStore(kube_api.api_client, namespaces=[kube_api.namespace])
+    store.sync()
+    return gates, body, created, store
+
+
 @pytest.mark.parametrize("kube_api", ["fake", "real"], indirect=True)
 def test_a_status_write_from_the_slim_cache_keeps_managed_fields_and_annotations(
     kube_api: KubeTarget,  # noqa: F811
 ) -> None:
     """The cache drops managedFields and the last-applied copy; the server keeps both."""
-    kube_api.require_crd("releasegates.gatectl.io")
-    gates = kube_api.resources(RELEASEGATES)
-    body = releasegate("slim")
-    body["metadata"] = {
-        "name": "slim",
-        "annotations": {LAST_APPLIED: '{"spec": "a copy"}', "team": "triage"},
-    }
-    created = gates.create(body, namespace=kube_api.namespace)
-    store = KubeStore(kube_api.api_client, namespaces=[kube_api.namespace])
-    store.sync()
+    annotations = {LAST_APPLIED: '{"spec": "a copy"}', "team": "triage"}
+    gates, body, created, store = _one_gate(kube_api, {"name": "slim", "annotations": annotations})
     (entry,) = store.list_gates()
     meta = entry.handle["metadata"]
     assert "managedFields" not in meta
@@ -146,17 +154,12 @@ def test_a_status_write_from_the_slim_cache_keeps_managed_fields_and_annotations
     assert stored["spec"] == created["spec"]
 
 
+@pytest.mark.parametrize("kube_api", ["fake", "real"], indirect=True)
 def test_the_cache_keeps_a_status_history_packed_and_writes_it_as_json(
     kube_api: KubeTarget,  # noqa: F811
 ) -> None:
     """A history is kept compressed (decoded when read) and still reaches the server whole."""
-    kube_api.require_crd("releasegates.gatectl.io")
-    gates = kube_api.resources(RELEASEGATES)
-    body = releasegate("packed")
-    body["metadata"] = {"name": "packed"}
-    gates.create(body, namespace=kube_api.namespace)
-    store = KubeStore(kube_api.api_client, namespaces=[kube_api.namespace])
-    store.sync()
+    gates, _, _, store = _one_gate(kube_api, {"name": "packed"})
     (entry,) = store.list_gates()
     history = [
         {"time": "2026-12-02T16:14:00Z", "action": "start"},
