@@ -275,7 +275,7 @@ def run_loop(
     with running(mode, prom, log, address) as process:
         before: dict[str, float] | None = None
         warm: float | None = None
-        deadline = time.monotonic() + SETTLE + 300 + passes * (INTERVAL + 120)
+        deadline = time.monotonic() + SETTLE + 600 + passes * (INTERVAL + 120)
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 sys.exit(f"gatectl run exited {process.returncode}; see {log}")
@@ -285,8 +285,12 @@ def run_loop(
                 time.sleep(POLL)
                 continue
             count = values.get("gatectl_evaluation_duration_seconds_count", 0.0)
-            if warm is None and time.monotonic() - since >= SETTLE:
-                warm = count  # every step is past its warm-up; the pass under way may not be
+            caught_up = values.get("gatectl_gates_deferred", 0.0) == 0
+            if warm is None and time.monotonic() - since >= SETTLE and caught_up:
+                # Every step is past its warm-up, and the last pass reached every due gate
+                # (the warm-up's end rewrites every status: at the client's rate limit that
+                # is many passes of --pass-budget); the pass under way may not be settled.
+                warm = count
             if before is None and warm is not None and count > warm:
                 before = dict(values, writes=mode.writes(), cpu=cpu_seconds(process.pid))
             if (
